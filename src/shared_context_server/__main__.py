@@ -1,0 +1,3 @@
+from shared_context_server.cli.main import main
+
+main()

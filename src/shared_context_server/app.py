@@ -1,0 +1,148 @@
+"""Composition root: settings → clock, store, bus, services; background work.
+
+Nothing runs at import time; adapters receive a built ``App``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from shared_context_server.clock import Clock, SystemClock
+from shared_context_server.config import Settings
+from shared_context_server.errors import ConflictError
+from shared_context_server.events.bus import InProcessBus
+from shared_context_server.events.feed_relay import FeedRelay
+from shared_context_server.services.auth import (
+    ALL_PERMISSIONS,
+    API_KEY_PREFIX,
+    AuthService,
+    TokenSettings,
+    hash_api_key,
+)
+from shared_context_server.services.maintenance import MaintenanceService
+from shared_context_server.services.memory import MemoryService
+from shared_context_server.services.messages import MessageService
+from shared_context_server.services.search import SearchService
+from shared_context_server.services.sessions import SessionService
+from shared_context_server.storage import migrate
+from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.secret_files import read_or_create
+from shared_context_server.storage.sql_store import SqlStore
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP_KEY_NAME = "bootstrap-admin"
+ENV_KEY_NAME = "env-admin"
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    store: SqlStore
+    bus: InProcessBus
+    auth: AuthService
+    sessions: SessionService
+    messages: MessageService
+    search: SearchService
+    memory: MemoryService
+    maintenance: MaintenanceService
+    relay: FeedRelay
+
+    async def run_background(self) -> None:
+        """Cross-process relay and maintenance sweeps, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.relay.run)
+            tg.start_soon(self.maintenance.run, self.settings.sweep_interval_seconds)
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret_key is not None:
+        return settings.jwt_secret_key.get_secret_value()
+    secret, _ = read_or_create(settings.data_dir / "jwt_secret")
+    return secret
+
+
+async def _bootstrap_admin_key(app: App) -> None:
+    """Make sure an admin can get in: API_KEY from the environment, or a generated key."""
+    settings = app.settings
+    try:
+        if settings.api_key is not None:
+            plain = settings.api_key.get_secret_value()
+            if await app.store.find_api_key(hash_api_key(plain)) is None:
+                await app.auth.create_api_key(ENV_KEY_NAME, ALL_PERMISSIONS, key=plain)
+            return
+        if await app.store.list_api_keys():
+            return
+        plain, created = read_or_create(
+            settings.data_dir / "bootstrap_api_key", make=API_KEY_PREFIX + secrets.token_urlsafe(32)
+        )
+        await app.auth.create_api_key(BOOTSTRAP_KEY_NAME, ALL_PERMISSIONS, key=plain)
+    except ConflictError:
+        return  # another process sharing the database got there first
+    if created:
+        # stderr: on stdio, stdout belongs to the protocol.
+        print(
+            f"shared-context-server: bootstrap admin API key (shown once, also kept in "
+            f"{settings.data_dir / 'bootstrap_api_key'}): {plain}",
+            file=sys.stderr,
+        )
+
+
+async def open_app(settings: Settings, clock: Clock | None = None) -> App:
+    clock = clock or SystemClock()
+    engine = create_engine(
+        settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    await anyio.to_thread.run_sync(migrate.upgrade, engine)
+    store = SqlStore(engine)
+    bus = InProcessBus()
+    limits = settings.limits
+    tokens = TokenSettings(
+        secret=_jwt_secret(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    sessions = SessionService(store, bus, clock, limits)
+    messages = MessageService(store, bus, clock, limits, sessions)
+    app = App(
+        settings=settings,
+        clock=clock,
+        store=store,
+        bus=bus,
+        auth=AuthService(store, clock, tokens),
+        sessions=sessions,
+        messages=messages,
+        search=SearchService(messages, limits),
+        memory=MemoryService(store, clock, limits),
+        maintenance=MaintenanceService(
+            store, bus, clock, archive_after_seconds=settings.archive_after_seconds
+        ),
+        relay=FeedRelay(store, bus, interval=settings.feed_poll_seconds),
+    )
+    await _bootstrap_admin_key(app)
+    await app.relay.start_position()
+    return app
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, clock: Clock | None = None, *, background: bool = True
+) -> AsyncIterator[App]:
+    app = await open_app(settings, clock)
+    try:
+        async with anyio.create_task_group() as tg:
+            if background:
+                tg.start_soon(app.run_background)
+            yield app
+            tg.cancel_scope.cancel()
+    finally:
+        await app.store.close()

@@ -1,0 +1,152 @@
+"""``scs`` / ``shared-context-server``: run the server and administer it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated
+
+import anyio
+import typer
+
+from shared_context_server import __version__
+from shared_context_server.app import open_app, running_app
+from shared_context_server.config import Settings
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import DomainError
+from shared_context_server.services.auth import parse_permissions
+
+cli = typer.Typer(help="Shared Context Server: shared memory for a team of AI agents.")
+db = typer.Typer(help="Database maintenance.")
+keys = typer.Typer(help="API keys: create, list, revoke.")
+cli.add_typer(db, name="db")
+cli.add_typer(keys, name="keys")
+
+
+def _settings(
+    transport: str | None = None, host: str | None = None, port: int | None = None
+) -> Settings:
+    overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v}
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _fail(error: DomainError) -> None:
+    typer.echo(f"error {error.code}: {error.message}", err=True)
+    raise typer.Exit(2)
+
+
+@cli.command()
+def serve(
+    transport: Annotated[str, typer.Option(help="stdio or http")] = "stdio",
+    host: Annotated[str | None, typer.Option(help="HTTP bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+) -> None:
+    """Run the MCP server (stdio for one client, http for many)."""
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("transport must be stdio or http")
+    settings = _settings(transport, host, port)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    from shared_context_server.mcp.run import run_server
+
+    anyio.run(run_server, settings)
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the server also does this on start)."""
+
+    async def main() -> None:
+        app = await open_app(_settings())
+        await app.store.close()
+
+    anyio.run(main)
+    typer.echo("database is up to date")
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name for the key's holder")],
+    permissions: Annotated[
+        str, typer.Option(help="Maximum permissions, comma-separated")
+    ] = "read,write",
+) -> None:
+    """Create an API key; the key is printed once."""
+
+    async def main() -> None:
+        async with running_app(_settings(), background=False) as app:
+            try:
+                perms = parse_permissions(p.strip() for p in permissions.split(",") if p.strip())
+                record, plain = await app.auth.create_api_key(name, perms)
+            except DomainError as exc:
+                _fail(exc)
+                return
+            perms_text = ",".join(sorted(p.value for p in record.permissions))
+            typer.echo(f"created key {record.name!r} with permissions {perms_text}")
+            typer.echo(plain)
+
+    anyio.run(main)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+
+    async def main() -> None:
+        async with running_app(_settings(), background=False) as app:
+            for key in await app.auth.list_api_keys():
+                row = {
+                    "name": key.name,
+                    "permissions": sorted(p.value for p in key.permissions),
+                    "created_at": key.created_at.isoformat(),
+                    "revoked": key.revoked_at is not None,
+                }
+                typer.echo(json.dumps(row))
+
+    anyio.run(main)
+
+
+@keys.command("revoke")
+def keys_revoke(name: str) -> None:
+    """Revoke an API key: it stops working at once."""
+
+    async def main() -> None:
+        async with running_app(_settings(), background=False) as app:
+            if not await app.auth.revoke_api_key(name):
+                typer.echo(f"no active key named {name!r}", err=True)
+                raise typer.Exit(1)
+            typer.echo(f"revoked {name!r}")
+
+    anyio.run(main)
+
+
+@cli.command()
+def token(
+    agent_id: Annotated[str, typer.Argument(help="The agent the token names")],
+    agent_type: Annotated[str, typer.Option(help="The agent's type")] = "generic",
+    permissions: Annotated[str, typer.Option(help="Comma-separated")] = "read,write",
+) -> None:
+    """Issue a token for an agent directly (operator use; no API key needed)."""
+
+    async def main() -> None:
+        async with running_app(_settings(), background=False) as app:
+            try:
+                perms = parse_permissions(p.strip() for p in permissions.split(",") if p.strip())
+                principal = Principal(agent_id, agent_type, perms)
+                issued, _ = app.auth.issue_token(principal)
+            except DomainError as exc:
+                _fail(exc)
+                return
+            typer.echo(issued)
+
+    anyio.run(main)
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,79 @@
+"""Settings: the only module that reads the environment.
+
+Every setting is ``SCS_``-prefixed; ``DATABASE_URL``, ``JWT_SECRET_KEY`` and ``API_KEY``
+are accepted unprefixed as well, as deployment tools commonly set them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "shared-context-server"
+
+
+class Limits(BaseSettings):
+    """Input limits (DESIGN.md §6). A value over a limit is refused, never truncated."""
+
+    model_config = SettingsConfigDict(env_prefix="SCS_LIMIT_", extra="ignore")
+
+    content_chars: int = 100_000
+    metadata_bytes: int = 64 * 1024
+    metadata_depth: int = 16
+    memory_value_bytes: int = 1024 * 1024
+    key_chars: int = 255
+    purpose_chars: int = 1_000
+    page_size: int = 1_000
+    search_hits: int = 200
+    ttl_seconds: int = 365 * 24 * 3600
+    memory_list: int = 1_000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCS_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SCS_DATABASE_URL", "DATABASE_URL")
+    )
+    jwt_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SCS_JWT_SECRET_KEY", "JWT_SECRET_KEY")
+    )
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SCS_API_KEY", "API_KEY")
+    )
+    # Identity for a stdio server: a JWT or an API key put in the client's launch config.
+    auth_token: SecretStr | None = None
+    agent_id: str = "stdio-agent"
+    agent_type: str = "generic"
+
+    host: str = "127.0.0.1"
+    port: int = 23456
+    transport: Literal["stdio", "http"] = "stdio"
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    jwt_issuer: str = "shared-context-server"
+    jwt_audience: str = "shared-context-server"
+    token_ttl_seconds: int = 24 * 3600
+
+    archive_after_seconds: int = 7 * 24 * 3600
+    sweep_interval_seconds: float = 60.0
+    feed_poll_seconds: float = 0.05
+    sqlite_busy_timeout_ms: int = 10_000
+    log_level: str = "WARNING"
+
+    limits: Limits = Field(default_factory=Limits)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'shared_context.db'}"

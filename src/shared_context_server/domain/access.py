@@ -1,0 +1,103 @@
+"""THE access rules: who may read which message and who may do what.
+
+This module alone decides. ``can_read_message`` judges one message (resources, live
+notifications); ``ReadScope`` carries the same rule to storage, which turns it into SQL
+for lists and search. A test proves the two agree; nothing else writes a visibility rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.models import Permission, Visibility
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import PermissionDeniedError
+
+
+class VisibleMessage(Protocol):
+    """What the rule needs to know of a message."""
+
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sender_type(self) -> str: ...
+    @property
+    def visibility(self) -> Visibility: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadScope:
+    """The set of messages a reader may see, in a form storage can compile to SQL.
+
+    A message is visible when it is public; or private and sent by ``agent_id``; or
+    agent_only and its sender_type is ``agent_type``; or admin_only and ``admin``.
+    ``include_private`` lets a reader leave out even their own private notes.
+    """
+
+    agent_id: str
+    agent_type: str
+    admin: bool
+    include_private: bool = True
+
+    def allows(self, message: VisibleMessage) -> bool:
+        return self.allows_posted(message.sender, message.sender_type, message.visibility)
+
+    def allows_posted(self, sender: str, sender_type: str, visibility: Visibility) -> bool:
+        match visibility:
+            case Visibility.PUBLIC:
+                return True
+            case Visibility.PRIVATE:
+                return self.include_private and sender == self.agent_id
+            case Visibility.AGENT_ONLY:
+                return sender_type == self.agent_type
+            case Visibility.ADMIN_ONLY:
+                return self.admin
+
+
+def read_scope(
+    principal: Principal, *, include_private: bool = True, include_admin_only: bool = True
+) -> ReadScope:
+    return ReadScope(
+        agent_id=principal.agent_id,
+        agent_type=principal.agent_type,
+        admin=principal.is_admin and include_admin_only,
+        include_private=include_private,
+    )
+
+
+def can_read_message(principal: Principal, message: VisibleMessage) -> bool:
+    return read_scope(principal).allows(message)
+
+
+def can_hear(principal: Principal, event: ChangeEvent) -> bool:
+    """Whether a reader may learn of a change: message events follow the message's rule,
+    session events reach every reader."""
+    if not principal.has(Permission.READ):
+        return False
+    if event.visibility is None or event.sender_type is None:
+        return True
+    return read_scope(principal).allows_posted(event.agent_id, event.sender_type, event.visibility)
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if not principal.has(permission):
+        raise PermissionDeniedError(
+            f"this action needs the '{permission.value}' permission",
+            required=permission.value,
+            granted=sorted(p.value for p in principal.permissions),
+        )
+
+
+def require_can_post(principal: Principal, visibility: Visibility) -> None:
+    """Writing needs ``write``; an admin_only message needs ``admin`` too."""
+    require(principal, Permission.WRITE)
+    if visibility is Visibility.ADMIN_ONLY:
+        require(principal, Permission.ADMIN)
+
+
+def require_memory_owner(principal: Principal, owner: str) -> None:
+    """Memory belongs to one agent; nobody else reads or writes it, admins included."""
+    if principal.agent_id != owner:
+        raise PermissionDeniedError("agents may only access their own memory", owner=owner)

@@ -1,0 +1,104 @@
+"""Validation of inputs against the configured limits (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from shared_context_server.config import Limits
+from shared_context_server.errors import InvalidInputError, LimitExceededError
+
+AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
+KEY_PATTERN = re.compile(r"^\S+$")
+MESSAGE_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def check_agent_id(value: str, field: str = "agent_id") -> str:
+    if not AGENT_ID_PATTERN.fullmatch(value):
+        raise InvalidInputError(
+            f"{field} must be 1-100 characters of letters, digits and . _ : @ -", field=field
+        )
+    return value
+
+
+def check_content(limits: Limits, content: str) -> str:
+    if not content.strip():
+        raise InvalidInputError("content must not be empty", field="content")
+    if len(content) > limits.content_chars:
+        raise LimitExceededError(
+            f"content is {len(content)} characters; the limit is {limits.content_chars}",
+            field="content",
+            limit=limits.content_chars,
+        )
+    return content
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _encoded_size(value: Any, field: str) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{field} must be JSON-serialisable: {exc}", field=field) from exc
+
+
+def check_json(value: Any, *, field: str, max_bytes: int, max_depth: int) -> Any:
+    size = _encoded_size(value, field)
+    if size > max_bytes:
+        raise LimitExceededError(
+            f"{field} is {size} bytes of JSON; the limit is {max_bytes}",
+            field=field,
+            limit=max_bytes,
+        )
+    if _depth(value) > max_depth:
+        raise LimitExceededError(
+            f"{field} nests deeper than {max_depth} levels", field=field, limit=max_depth
+        )
+    return value
+
+
+def check_metadata(limits: Limits, metadata: Any, field: str = "metadata") -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidInputError(f"{field} must be a JSON object", field=field)
+    checked: dict[str, Any] = check_json(
+        metadata, field=field, max_bytes=limits.metadata_bytes, max_depth=limits.metadata_depth
+    )
+    return checked
+
+
+def check_key(limits: Limits, key: str, field: str = "key") -> str:
+    if not key or not KEY_PATTERN.fullmatch(key):
+        raise InvalidInputError(f"{field} must be non-empty and contain no whitespace", field=field)
+    if len(key) > limits.key_chars:
+        raise LimitExceededError(
+            f"{field} is {len(key)} characters; the limit is {limits.key_chars}",
+            field=field,
+            limit=limits.key_chars,
+        )
+    return key
+
+
+def check_page(limits: Limits, limit: int, offset: int = 0, *, cap: int | None = None) -> None:
+    top = cap or limits.page_size
+    if limit < 1 or limit > top:
+        raise LimitExceededError(f"limit must be between 1 and {top}", field="limit", limit=top)
+    if offset < 0:
+        raise InvalidInputError("offset must not be negative", field="offset")
+
+
+def check_message_type(value: str) -> str:
+    if not MESSAGE_TYPE_PATTERN.fullmatch(value):
+        raise InvalidInputError(
+            "message_type must be 1-64 characters of letters, digits and . _ : -",
+            field="message_type",
+        )
+    return value

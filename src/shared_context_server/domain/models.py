@@ -1,0 +1,87 @@
+"""The records the server keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    AGENT_ONLY = "agent_only"
+    ADMIN_ONLY = "admin_only"
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+class Permission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+    DEBUG = "debug"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    purpose: str
+    created_by: str
+    status: SessionStatus
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    session_id: str
+    sender: str
+    sender_type: str
+    content: str
+    metadata: dict[str, Any]
+    message_type: str
+    visibility: Visibility
+    parent_message_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEntry:
+    agent_id: str
+    session_id: str | None
+    key: str
+    value: Any
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    permissions: frozenset[Permission]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    session_id: str
+    sender: str
+    sender_type: str
+    content: str
+    visibility: Visibility
+    message_type: str = "message"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    parent_message_id: int | None = None

@@ -1,0 +1,1 @@
+"""The MCP adapter: tools, resources and live notifications over FastMCP's server."""

@@ -1,0 +1,218 @@
+"""Live updates in both protocol eras, fed by the event bus.
+
+2025-11-25: ``resources/subscribe``/``unsubscribe`` per connection; notifications go out on
+the connection's own stream. ``list_changed`` reaches every connection that has made an
+authenticated request. 2026-07-28: ``subscriptions/listen``, whose response is the stream.
+Both authorise when the subscription is made and filter each event through the access
+rules for the subscriber, so nobody hears of a message they may not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    SUBSCRIPTION_ID_META_KEY,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    event_to_notification,
+)
+from mcp_types import (
+    INVALID_REQUEST,
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionFilter,
+    SubscriptionsAcknowledgedNotification,
+    SubscriptionsAcknowledgedNotificationParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+    UnsubscribeRequestParams,
+)
+
+from shared_context_server.domain.access import can_hear
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import DomainError, InvalidInputError
+from shared_context_server.events.bus import EventBus
+from shared_context_server.mcp.errors import rpc_error
+from shared_context_server.mcp.identity import IdentityResolver
+from shared_context_server.mcp.uris import parse_session_uri, session_uri
+from shared_context_server.services.sessions import SessionService
+
+logger = logging.getLogger(__name__)
+
+MAX_BUFFERED_EVENTS = 1024
+
+
+@dataclass(eq=False)
+class _Connection:
+    """A 2025-era connection: who it is and which session URIs it watches."""
+
+    session: weakref.ref[ServerSession]
+    principal: Principal
+    uris: set[str] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class _Listen:
+    """A 2026-era listen stream."""
+
+    principal: Principal
+    uris: frozenset[str]
+    list_changed: bool
+    send: MemoryObjectSendStream[ServerEvent]
+
+
+class LiveUpdates:
+    def __init__(self, bus: EventBus, identity: IdentityResolver, sessions: SessionService) -> None:
+        self._identity = identity
+        self._sessions = sessions
+        self._connections: dict[int, _Connection] = {}
+        self._listens: set[_Listen] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        for listen in list(self._listens):
+            listen.send.close()
+
+    # who is connected -------------------------------------------------------------------
+
+    def remember(self, session: ServerSession, principal: Principal) -> _Connection:
+        key = id(session)
+        connection = self._connections.get(key)
+        if connection is None or connection.session() is not session:
+            ref = weakref.ref(session, lambda _: self._connections.pop(key, None))
+            connection = _Connection(ref, principal)
+            self._connections[key] = connection
+        else:
+            connection.principal = principal
+        return connection
+
+    async def _authorise(self, ctx: ServerRequestContext[Any, Any], uri: str) -> Principal:
+        principal = await self._identity.resolve(None, ctx.request)
+        session_id = parse_session_uri(uri)
+        if session_id is None:
+            raise InvalidInputError(
+                "only session://{session_id} resources can be subscribed to", uri=uri
+            )
+        await self._sessions.get(principal, session_id)
+        return principal
+
+    # 2025-11-25 -------------------------------------------------------------------------
+
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
+    ) -> EmptyResult:
+        uri = str(params.uri)
+        try:
+            principal = await self._authorise(ctx, uri)
+        except DomainError as exc:
+            raise rpc_error(exc, uri=uri) from exc
+        self.remember(ctx.session, principal).uris.add(uri)
+        return EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        connection = self._connections.get(id(ctx.session))
+        if connection is not None:
+            connection.uris.discard(str(params.uri))
+        return EmptyResult()
+
+    # 2026-07-28 -------------------------------------------------------------------------
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        subscription_id = ctx.request_id
+        if subscription_id is None:
+            raise MCPError(INVALID_REQUEST, "subscriptions/listen requires a request id")
+        wanted = params.notifications
+        uris = frozenset(wanted.resource_subscriptions or ())
+        try:
+            principal = await self._identity.resolve(None, ctx.request)
+            for uri in uris:
+                await self._authorise(ctx, uri)
+        except DomainError as exc:
+            raise rpc_error(exc) from exc
+        honored = SubscriptionFilter(
+            resources_list_changed=True if wanted.resources_list_changed else None,
+            resource_subscriptions=sorted(uris) or None,
+        )
+        meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: subscription_id}
+        send, receive = anyio.create_memory_object_stream[ServerEvent](MAX_BUFFERED_EVENTS)
+        listen = _Listen(principal, uris, bool(wanted.resources_list_changed), send)
+        self._listens.add(listen)
+        try:
+            await ctx.session.send_notification(
+                SubscriptionsAcknowledgedNotification(
+                    params=SubscriptionsAcknowledgedNotificationParams(
+                        notifications=honored, _meta=meta
+                    )
+                ),
+                related_request_id=subscription_id,
+            )
+            async for server_event in receive:
+                await ctx.session.send_notification(
+                    event_to_notification(server_event, meta), related_request_id=subscription_id
+                )
+        finally:
+            self._listens.discard(listen)
+            send.close()
+            receive.close()
+        return SubscriptionsListenResult(_meta=meta)
+
+    # fan-out ----------------------------------------------------------------------------
+
+    def _on_event(self, event: ChangeEvent) -> None:
+        uri = session_uri(event.session_id)
+        list_changed = event.kind is EventKind.SESSION_CREATED
+        for connection in list(self._connections.values()):
+            session = connection.session()
+            if session is None or not can_hear(connection.principal, event):
+                continue
+            if uri in connection.uris:
+                self._spawn(session.send_resource_updated(uri))
+            if list_changed:
+                self._spawn(session.send_resource_list_changed())
+        for listen in list(self._listens):
+            if not can_hear(listen.principal, event):
+                continue
+            if uri in listen.uris:
+                self._deliver(listen, ResourceUpdated(uri=uri))
+            if list_changed and listen.list_changed:
+                self._deliver(listen, ResourcesListChanged())
+
+    def _deliver(self, listen: _Listen, event: ServerEvent) -> None:
+        try:
+            listen.send.send_nowait(event)
+        except anyio.WouldBlock:
+            # A subscriber that stopped reading loses its stream, not the server's memory.
+            logger.warning("listen stream backlog full; closing it")
+            self._listens.discard(listen)
+            listen.send.close()
+        except anyio.ClosedResourceError:
+            self._listens.discard(listen)
+
+    def _spawn(self, send: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(send)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("notification not delivered: %s", task.exception())

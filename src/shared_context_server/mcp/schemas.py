@@ -1,0 +1,152 @@
+"""Output shapes of the tools: each becomes a tool's output schema and structured content."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from shared_context_server.domain.models import MemoryEntry, Message, Session
+
+
+class SessionOut(BaseModel):
+    id: str
+    purpose: str
+    created_by: str
+    status: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+
+    @classmethod
+    def of(cls, session: Session) -> SessionOut:
+        return cls(
+            id=session.id,
+            purpose=session.purpose,
+            created_by=session.created_by,
+            status=session.status.value,
+            metadata=session.metadata,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            last_activity_at=session.last_activity_at,
+        )
+
+
+class MessageOut(BaseModel):
+    id: int
+    session_id: str
+    sender: str
+    sender_type: str
+    content: str
+    metadata: dict[str, Any]
+    message_type: str
+    visibility: str
+    parent_message_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        return cls(
+            id=message.id,
+            session_id=message.session_id,
+            sender=message.sender,
+            sender_type=message.sender_type,
+            content=message.content,
+            metadata=message.metadata,
+            message_type=message.message_type,
+            visibility=message.visibility.value,
+            parent_message_id=message.parent_message_id,
+            created_at=message.created_at,
+        )
+
+
+class MemoryOut(BaseModel):
+    key: str
+    value: Any
+    session_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, entry: MemoryEntry) -> MemoryOut:
+        return cls(
+            key=entry.key,
+            value=entry.value,
+            session_id=entry.session_id,
+            metadata=entry.metadata,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+            expires_at=entry.expires_at,
+        )
+
+
+class Ok(BaseModel):
+    success: Literal[True] = True
+
+
+class TokenResult(Ok):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    agent_id: str
+    agent_type: str
+    permissions: list[str]
+    denied_permissions: list[str]
+    expires_at: datetime
+
+
+class SessionResult(Ok):
+    session: SessionOut
+
+
+class SessionListResult(Ok):
+    sessions: list[SessionOut]
+    count: int
+    has_more: bool
+
+
+class MessageResult(Ok):
+    message: MessageOut
+
+
+class MessagePageResult(Ok):
+    session_id: str
+    messages: list[MessageOut]
+    count: int
+    next_cursor: int | None
+    has_more: bool
+
+
+class ContextResult(Ok):
+    session: SessionOut
+    messages: list[MessageOut]
+    count: int
+
+
+class SearchHitOut(BaseModel):
+    score: float
+    message: MessageOut
+
+
+class SearchResult(Ok):
+    session_id: str
+    query: str
+    hits: list[SearchHitOut]
+    count: int
+
+
+class MemoryResult(Ok):
+    entry: MemoryOut
+
+
+class MemoryListResult(Ok):
+    entries: list[MemoryOut]
+    count: int
+
+
+class DeletedResult(Ok):
+    key: str
+    deleted: Literal[True] = True

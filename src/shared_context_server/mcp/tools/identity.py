@@ -1,0 +1,57 @@
+"""authenticate_agent, refresh_token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from shared_context_server.domain.limits import check_agent_id
+from shared_context_server.mcp.context import ToolContext
+from shared_context_server.mcp.schemas import TokenResult
+from shared_context_server.mcp.tools.common import WRITE
+from shared_context_server.services.auth import IssuedToken, parse_permissions
+
+PermissionName = Literal["read", "write", "admin", "debug"]
+AgentName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+
+def _result(issued: IssuedToken) -> TokenResult:
+    principal = issued.principal
+    return TokenResult(
+        token=issued.token,
+        agent_id=principal.agent_id,
+        agent_type=principal.agent_type,
+        permissions=sorted(p.value for p in principal.permissions),
+        denied_permissions=sorted(p.value for p in issued.denied),
+        expires_at=issued.expires_at,
+    )
+
+
+def register(mcp: FastMCP, ctx: ToolContext) -> None:
+    auth = ctx.app.auth
+
+    @mcp.tool(annotations=WRITE)
+    async def authenticate_agent(
+        agent_id: AgentName,
+        api_key: Annotated[str, Field(min_length=1, max_length=512)],
+        agent_type: AgentName = "generic",
+        requested_permissions: Annotated[list[PermissionName] | None, Field(max_length=4)] = None,
+    ) -> TokenResult:
+        """Exchange an API key for a signed token naming you (agent_id, agent_type).
+
+        Granted permissions are those requested (default read, write) that the key allows;
+        the rest are listed in denied_permissions. Pass the token as auth_token to other
+        tools, or as 'Authorization: Bearer <token>'. Hand sub-agents their own tokens.
+        """
+        check_agent_id(agent_id)
+        requested = parse_permissions(requested_permissions) if requested_permissions else None
+        return _result(await auth.authenticate(agent_id, agent_type, api_key, requested))
+
+    @mcp.tool(annotations=WRITE)
+    async def refresh_token(
+        auth_token: Annotated[str, Field(min_length=1, max_length=8192)],
+    ) -> TokenResult:
+        """Swap a valid token for a fresh one with the same identity; the old one stops working."""
+        return _result(await auth.refresh(auth_token))

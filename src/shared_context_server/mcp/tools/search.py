@@ -1,0 +1,94 @@
+"""search_context, search_by_sender, search_by_timerange."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastmcp import FastMCP
+from pydantic import AwareDatetime, Field
+
+from shared_context_server.mcp.context import ToolContext
+from shared_context_server.mcp.schemas import (
+    MessageOut,
+    MessagePageResult,
+    SearchHitOut,
+    SearchResult,
+)
+from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken, SessionId
+from shared_context_server.mcp.tools.messages import AgentName, Limit, Offset
+from shared_context_server.services.messages import MessagePage
+
+
+def _page_result(session_id: str, page: MessagePage) -> MessagePageResult:
+    out = [MessageOut.of(m) for m in page.messages]
+    return MessagePageResult(
+        session_id=session_id,
+        messages=out,
+        count=len(out),
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
+    )
+
+
+def register(mcp: FastMCP, ctx: ToolContext) -> None:
+    search = ctx.app.search
+    messages = ctx.app.messages
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_context(
+        session_id: SessionId,
+        query: Annotated[str, Field(min_length=1, max_length=1_000)],
+        fuzzy_threshold: Annotated[float, Field(ge=0, le=100)] = 60.0,
+        limit: Annotated[int, Field(ge=1, le=200)] = 10,
+        search_metadata: bool = True,
+        auth_token: AuthToken = None,
+    ) -> SearchResult:
+        """Fuzzy-search everything you may see in a session (content, sender and, optionally,
+        metadata). Hits are best first with a 0-100 score; raise fuzzy_threshold for
+        stricter matches."""
+        caller = await ctx.caller(auth_token)
+        hits = await search.fuzzy(
+            caller,
+            session_id,
+            query,
+            threshold=fuzzy_threshold,
+            limit=limit,
+            include_metadata=search_metadata,
+        )
+        out = [SearchHitOut(score=h.score, message=MessageOut.of(h.message)) for h in hits]
+        return SearchResult(session_id=session_id, query=query, hits=out, count=len(out))
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_by_sender(
+        session_id: SessionId,
+        sender: AgentName,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        auth_token: AuthToken = None,
+    ) -> MessagePageResult:
+        """Messages one agent posted in a session that you may see, oldest first."""
+        caller = await ctx.caller(auth_token)
+        page = await messages.page(caller, session_id, limit=limit, offset=offset, senders=[sender])
+        return _page_result(session_id, page)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def search_by_timerange(
+        session_id: SessionId,
+        start_time: AwareDatetime | None = None,
+        end_time: AwareDatetime | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        auth_token: AuthToken = None,
+    ) -> MessagePageResult:
+        """Messages posted between start_time and end_time (ISO 8601 with a time zone),
+        inclusive, that you may see, oldest first."""
+        caller = await ctx.caller(auth_token)
+        page = await messages.page(
+            caller,
+            session_id,
+            limit=limit,
+            offset=offset,
+            since=start_time,
+            until=end_time,
+        )
+        return _page_result(session_id, page)

@@ -1,0 +1,226 @@
+"""Identity: API keys, JWTs, and turning a presented credential into a Principal."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from shared_context_server.clock import Clock
+from shared_context_server.domain.limits import check_agent_id
+from shared_context_server.domain.models import ApiKey, Permission
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import (
+    AuthFailedError,
+    InvalidInputError,
+    PermissionDeniedError,
+    TokenAlgorithmError,
+    TokenAudienceError,
+    TokenExpiredError,
+    TokenInvalidError,
+    TokenRevokedError,
+)
+from shared_context_server.storage.store import Store
+
+API_KEY_PREFIX = "scs_"
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "aud", "iss"]
+DEFAULT_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE})
+ALL_PERMISSIONS = frozenset(Permission)
+# A validated token is trusted this long before revocation is checked again.
+REVOCATION_RECHECK_SECONDS = 2.0
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_permissions(values: Iterable[str]) -> frozenset[Permission]:
+    try:
+        return frozenset(Permission(v) for v in values)
+    except ValueError as exc:
+        allowed = ", ".join(p.value for p in Permission)
+        raise InvalidInputError(f"unknown permission; use {allowed}", field="permissions") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    principal: Principal
+    expires_at: datetime
+    denied: frozenset[Permission]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    secret: str
+    issuer: str
+    audience: str
+    ttl_seconds: int
+
+
+class AuthService:
+    def __init__(self, store: Store, clock: Clock, tokens: TokenSettings) -> None:
+        self._store = store
+        self._clock = clock
+        self._tokens = tokens
+        # token -> (principal, jti, exp, monotonic time of the last revocation check)
+        self._verified: dict[str, tuple[Principal, str, float, float]] = {}
+
+    # API keys ---------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, name: str, permissions: frozenset[Permission], key: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; the plain key is returned once and only its hash is stored."""
+        check_agent_id(name, "name")
+        if not permissions:
+            raise InvalidInputError("an API key needs at least one permission", field="permissions")
+        plain = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+        record = await self._store.create_api_key(
+            uuid.uuid4().hex[:16], name, hash_api_key(plain), permissions, self._clock.now()
+        )
+        return record, plain
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._store.list_api_keys()
+
+    async def revoke_api_key(self, name: str) -> bool:
+        return await self._store.revoke_api_key(name, self._clock.now())
+
+    async def verify_api_key(self, key: str) -> ApiKey:
+        record = await self._store.find_api_key(hash_api_key(key))
+        if record is None or record.revoked_at is not None:
+            raise AuthFailedError("the API key is not valid")
+        return record
+
+    # tokens -----------------------------------------------------------------------------
+
+    async def authenticate(
+        self,
+        agent_id: str,
+        agent_type: str,
+        api_key: str,
+        requested: frozenset[Permission] | None = None,
+    ) -> IssuedToken:
+        check_agent_id(agent_id)
+        check_agent_id(agent_type, "agent_type")
+        record = await self.verify_api_key(api_key)
+        wanted = requested if requested is not None else DEFAULT_PERMISSIONS
+        granted = wanted & record.permissions
+        if not granted:
+            raise PermissionDeniedError(
+                "the API key allows none of the requested permissions",
+                requested=sorted(p.value for p in wanted),
+            )
+        principal = Principal(agent_id, agent_type, granted)
+        token, expires_at = self.issue_token(principal)
+        return IssuedToken(token, principal, expires_at, wanted - granted)
+
+    def issue_token(self, principal: Principal) -> tuple[str, datetime]:
+        now = self._clock.now()
+        expires_at = now + timedelta(seconds=self._tokens.ttl_seconds)
+        claims = {
+            "sub": principal.agent_id,
+            "agent_type": principal.agent_type,
+            "permissions": sorted(p.value for p in principal.permissions),
+            "iss": self._tokens.issuer,
+            "aud": self._tokens.audience,
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._tokens.secret, algorithm=ALGORITHM), expires_at
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise TokenInvalidError("the token is malformed") from exc
+        if header.get("alg") != ALGORITHM:
+            raise TokenAlgorithmError(f"tokens must be signed with {ALGORITHM}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._tokens.secret,
+                algorithms=[ALGORITHM],
+                audience=self._tokens.audience,
+                issuer=self._tokens.issuer,
+                options={
+                    "require": ["sub", "exp", "iat", "jti", "aud", "iss"],
+                    "verify_exp": False,
+                },
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise TokenAudienceError("the token was issued for another audience") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenInvalidError(f"the token is not valid: {exc}") from exc
+        # Expiry is judged by our clock, not the wall clock, so tests can move time.
+        if claims["exp"] <= self._clock.now().timestamp():
+            raise TokenExpiredError("the token has expired; call refresh_token or authenticate")
+        return claims
+
+    async def verify_token(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        now = self._clock.now().timestamp()
+        if cached and cached[2] > now and time.monotonic() - cached[3] < REVOCATION_RECHECK_SECONDS:
+            return cached[0]
+        claims = self._decode(token)
+        if await self._store.is_token_revoked(claims["jti"]):
+            raise TokenRevokedError("the token has been revoked")
+        try:
+            principal = Principal(
+                agent_id=check_agent_id(str(claims["sub"])),
+                agent_type=check_agent_id(str(claims.get("agent_type", "generic")), "agent_type"),
+                permissions=parse_permissions(claims.get("permissions", [])),
+            )
+        except InvalidInputError as exc:
+            raise TokenInvalidError("the token's claims are not valid") from exc
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = (principal, claims["jti"], float(claims["exp"]), time.monotonic())
+        return principal
+
+    async def refresh(self, token: str) -> IssuedToken:
+        """Swap a valid token for a fresh one with the same identity; the old one is revoked.
+
+        An expired token cannot be refreshed: the agent authenticates again with its key.
+        """
+        principal = await self.verify_token(token)
+        await self.revoke(token)
+        new_token, expires_at = self.issue_token(principal)
+        return IssuedToken(new_token, principal, expires_at, frozenset())
+
+    async def revoke(self, token: str) -> None:
+        claims = self._decode(token)
+        self._verified.pop(token, None)
+        await self._store.revoke_token(
+            claims["jti"], datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=1)
+        )
+
+    # credentials ------------------------------------------------------------------------
+
+    async def resolve(
+        self, credential: str, agent_id: str | None = None, agent_type: str | None = None
+    ) -> Principal:
+        """A JWT or an API key presented by a caller, as a Principal.
+
+        An API key stands for an agent named by ``agent_id`` (default: the key's name)
+        with the key's full permission set.
+        """
+        if credential.startswith(API_KEY_PREFIX) or credential.count(".") != 2:
+            record = await self.verify_api_key(credential)
+            return Principal(
+                agent_id=check_agent_id(agent_id or record.name),
+                agent_type=check_agent_id(agent_type or "generic", "agent_type"),
+                permissions=record.permissions,
+                source="api_key",
+            )
+        return await self.verify_token(credential)

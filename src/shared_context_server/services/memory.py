@@ -1,0 +1,127 @@
+"""Agent memory: a private key-value store per agent, global or per session, with expiry."""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import timedelta
+from typing import Any
+
+from shared_context_server.clock import Clock
+from shared_context_server.config import Limits
+from shared_context_server.domain.access import require
+from shared_context_server.domain.limits import check_json, check_key, check_metadata, check_page
+from shared_context_server.domain.models import MemoryEntry, Permission
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import InvalidInputError, LimitExceededError, MemoryNotFoundError
+from shared_context_server.storage.store import MemoryWrite, Store
+from shared_context_server.storage.tables import GLOBAL_SCOPE
+
+GLOB_CHARACTERS = "*?["
+
+
+def _scope(session_id: str | None) -> str:
+    return session_id or GLOBAL_SCOPE
+
+
+class MemoryService:
+    """The owner is always the caller: there is no way to name another agent's memory."""
+
+    def __init__(self, store: Store, clock: Clock, limits: Limits) -> None:
+        self._store = store
+        self._clock = clock
+        self._limits = limits
+
+    async def set(
+        self,
+        principal: Principal,
+        key: str,
+        value: Any,
+        *,
+        session_id: str | None = None,
+        expires_in: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        overwrite: bool = True,
+    ) -> MemoryEntry:
+        require(principal, Permission.WRITE)
+        check_key(self._limits, key)
+        check_json(
+            value,
+            field="value",
+            max_bytes=self._limits.memory_value_bytes,
+            max_depth=self._limits.metadata_depth,
+        )
+        now = self._clock.now()
+        expires_at = None
+        if expires_in is not None:
+            if expires_in <= 0:
+                raise InvalidInputError("expires_in must be positive", field="expires_in")
+            if expires_in > self._limits.ttl_seconds:
+                raise LimitExceededError(
+                    f"expires_in may be at most {self._limits.ttl_seconds} seconds",
+                    field="expires_in",
+                    limit=self._limits.ttl_seconds,
+                )
+            expires_at = now + timedelta(seconds=expires_in)
+        write = MemoryWrite(
+            agent_id=principal.agent_id,
+            scope=_scope(session_id),
+            key=key,
+            value=value,
+            metadata=check_metadata(self._limits, metadata),
+            expires_at=expires_at,
+            overwrite=overwrite,
+        )
+        return await self._store.set_memory(write, now)
+
+    async def get(
+        self, principal: Principal, key: str, *, session_id: str | None = None
+    ) -> MemoryEntry:
+        require(principal, Permission.READ)
+        check_key(self._limits, key)
+        entry = await self._store.get_memory(
+            principal.agent_id, _scope(session_id), key, self._clock.now()
+        )
+        if entry is None:
+            raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)
+        return entry
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        session_id: str | None = None,
+        all_scopes: bool = False,
+        pattern: str | None = None,
+        limit: int = 100,
+    ) -> list[MemoryEntry]:
+        """Entries whose key starts with ``pattern``, or matches it as a glob (``*``, ``?``)."""
+        require(principal, Permission.READ)
+        check_page(self._limits, limit, cap=self._limits.memory_list)
+        pattern = pattern or ""
+        if len(pattern) > self._limits.key_chars:
+            raise LimitExceededError("pattern is longer than a key may be", field="pattern")
+        is_glob = any(c in pattern for c in GLOB_CHARACTERS)
+        prefix = pattern
+        if is_glob:
+            prefix = pattern[: min(pattern.find(c) for c in GLOB_CHARACTERS if c in pattern)]
+        entries = await self._store.list_memory(
+            principal.agent_id,
+            None if all_scopes else _scope(session_id),
+            prefix,
+            self._clock.now(),
+            self._limits.memory_list if is_glob else limit,
+        )
+        if is_glob:
+            entries = [e for e in entries if fnmatch.fnmatchcase(e.key, pattern)][:limit]
+        return entries
+
+    async def delete(
+        self, principal: Principal, key: str, *, session_id: str | None = None
+    ) -> None:
+        require(principal, Permission.WRITE)
+        check_key(self._limits, key)
+        deleted = await self._store.delete_memory(
+            principal.agent_id, _scope(session_id), key, self._clock.now()
+        )
+        if not deleted:
+            raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)

@@ -1,0 +1,121 @@
+"""Sessions: the unit of shared work."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from shared_context_server.clock import Clock
+from shared_context_server.config import Limits
+from shared_context_server.domain.access import require
+from shared_context_server.domain.limits import check_metadata, check_page
+from shared_context_server.domain.models import Permission, Session, SessionStatus
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import (
+    InvalidInputError,
+    LimitExceededError,
+    PermissionDeniedError,
+    SessionNotFoundError,
+)
+from shared_context_server.events.bus import EventBus
+from shared_context_server.storage.store import SessionChanges, SessionQuery, Store
+
+
+def new_session_id() -> str:
+    return "session_" + secrets.token_hex(8)
+
+
+class SessionService:
+    def __init__(self, store: Store, bus: EventBus, clock: Clock, limits: Limits) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._limits = limits
+
+    def _check_purpose(self, purpose: str) -> str:
+        if not purpose.strip():
+            raise InvalidInputError("purpose must not be empty", field="purpose")
+        if len(purpose) > self._limits.purpose_chars:
+            raise LimitExceededError(
+                f"purpose is longer than {self._limits.purpose_chars} characters",
+                field="purpose",
+                limit=self._limits.purpose_chars,
+            )
+        return purpose
+
+    async def create(
+        self, principal: Principal, purpose: str, metadata: dict[str, Any] | None = None
+    ) -> Session:
+        require(principal, Permission.WRITE)
+        now = self._clock.now()
+        session = Session(
+            id=new_session_id(),
+            purpose=self._check_purpose(purpose),
+            created_by=principal.agent_id,
+            status=SessionStatus.ACTIVE,
+            metadata=check_metadata(self._limits, metadata),
+            created_at=now,
+            updated_at=now,
+            last_activity_at=now,
+        )
+        session, event = await self._store.create_session(session)
+        self._bus.publish(event)
+        return session
+
+    async def find(self, session_id: str) -> Session:
+        """The session, or SESSION_NOT_FOUND. Callers check permissions first."""
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+        return session
+
+    async def get(self, principal: Principal, session_id: str) -> Session:
+        require(principal, Permission.READ)
+        return await self.find(session_id)
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        status: SessionStatus | None = None,
+        mine: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Session]:
+        require(principal, Permission.READ)
+        check_page(self._limits, limit, offset)
+        query = SessionQuery(
+            limit=limit,
+            offset=offset,
+            status=status,
+            involving=principal.agent_id if mine else None,
+        )
+        return await self._store.list_sessions(query)
+
+    async def update(
+        self,
+        principal: Principal,
+        session_id: str,
+        *,
+        status: SessionStatus | None = None,
+        purpose: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        require(principal, Permission.WRITE)
+        session = await self.find(session_id)
+        if session.created_by != principal.agent_id and not principal.is_admin:
+            raise PermissionDeniedError(
+                "only the session's creator or an admin may update it", session_id=session_id
+            )
+        if status is None and purpose is None and metadata is None:
+            raise InvalidInputError("nothing to update: give status, purpose or metadata")
+        changes = SessionChanges(
+            status=status,
+            purpose=self._check_purpose(purpose) if purpose is not None else None,
+            metadata=check_metadata(self._limits, metadata) if metadata is not None else None,
+        )
+        updated, event = await self._store.update_session(
+            session_id, changes, principal.agent_id, self._clock.now()
+        )
+        self._bus.publish(event)
+        return updated

@@ -1,0 +1,122 @@
+"""The Store protocol: everything services need from persistence, one transaction per call.
+
+Services see storage only through this protocol; the contract suite in
+``tests/storage`` runs against every implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.models import (
+    ApiKey,
+    MemoryEntry,
+    Message,
+    NewMessage,
+    Permission,
+    Session,
+    SessionStatus,
+    Visibility,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    session_id: str
+    scope: ReadScope
+    limit: int = 50
+    offset: int = 0
+    after_id: int | None = None
+    newest_first: bool = False
+    senders: Sequence[str] = ()
+    message_type: str | None = None
+    visibilities: Sequence[Visibility] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    limit: int = 50
+    offset: int = 0
+    status: SessionStatus | None = None
+    created_by: str | None = None
+    # Sessions this agent created or posted in.
+    involving: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanges:
+    status: SessionStatus | None = None
+    purpose: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryWrite:
+    agent_id: str
+    scope: str
+    key: str
+    value: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    overwrite: bool = True
+
+
+class Store(Protocol):
+    origin: str
+
+    async def close(self) -> None: ...
+
+    # sessions
+    async def create_session(self, session: Session) -> tuple[Session, ChangeEvent]: ...
+    async def get_session(self, session_id: str) -> Session | None: ...
+    async def list_sessions(self, query: SessionQuery) -> list[Session]: ...
+    async def update_session(
+        self, session_id: str, changes: SessionChanges, agent_id: str, now: datetime
+    ) -> tuple[Session, ChangeEvent]: ...
+    async def archive_inactive_sessions(
+        self, before: datetime, now: datetime
+    ) -> list[ChangeEvent]: ...
+
+    # messages
+    async def add_message(
+        self, message: NewMessage, now: datetime
+    ) -> tuple[Message, ChangeEvent]: ...
+    async def get_message(self, message_id: int) -> Message | None: ...
+    async def list_messages(self, query: MessageQuery) -> list[Message]: ...
+
+    # memory
+    async def set_memory(self, write: MemoryWrite, now: datetime) -> MemoryEntry: ...
+    async def get_memory(
+        self, agent_id: str, scope: str, key: str, now: datetime
+    ) -> MemoryEntry | None: ...
+    async def list_memory(
+        self, agent_id: str, scope: str | None, prefix: str, now: datetime, limit: int
+    ) -> list[MemoryEntry]: ...
+    async def delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool: ...
+    async def purge_expired_memory(self, now: datetime) -> int: ...
+
+    # identity
+    async def create_api_key(
+        self,
+        key_id: str,
+        name: str,
+        key_hash: str,
+        permissions: frozenset[Permission],
+        now: datetime,
+    ) -> ApiKey: ...
+    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    async def list_api_keys(self) -> list[ApiKey]: ...
+    async def revoke_api_key(self, name: str, now: datetime) -> bool: ...
+    async def revoke_token(self, jti: str, expires_at: datetime) -> None: ...
+    async def is_token_revoked(self, jti: str) -> bool: ...
+
+    # change feed
+    async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
+    async def latest_feed_id(self) -> int: ...
