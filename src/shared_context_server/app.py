@@ -139,9 +139,11 @@ async def running_app(
 ) -> AsyncIterator[App]:
     app = await open_app(settings, clock)
     try:
+        if not background:
+            yield app
+            return
         async with anyio.create_task_group() as tg:
-            if background:
-                tg.start_soon(app.run_background)
+            tg.start_soon(app.run_background)
             yield app
             tg.cancel_scope.cancel()
     finally:
