@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
@@ -53,13 +54,15 @@ from shared_context_server.services.sessions import SessionService
 logger = logging.getLogger(__name__)
 
 MAX_BUFFERED_EVENTS = 1024
+UPDATED = "notifications/resources/updated"
+LIST_CHANGED = "notifications/resources/list_changed"
 
 
 @dataclass(eq=False)
 class _Connection:
     """A 2025-era connection: who it is and which session URIs it watches."""
 
-    session: weakref.ref[ServerSession]
+    connection: weakref.ref[Connection]
     principal: Principal
     uris: set[str] = field(default_factory=set)
 
@@ -90,16 +93,24 @@ class LiveUpdates:
 
     # who is connected -------------------------------------------------------------------
 
-    def remember(self, session: ServerSession, principal: Principal) -> _Connection:
-        key = id(session)
-        connection = self._connections.get(key)
-        if connection is None or connection.session() is not session:
-            ref = weakref.ref(session, lambda _: self._connections.pop(key, None))
-            connection = _Connection(ref, principal)
-            self._connections[key] = connection
+    def remember(self, session: ServerSession, principal: Principal) -> _Connection | None:
+        """Note who is on the connection behind ``session`` (a per-request proxy).
+
+        Only connections with a standalone channel (the 2025 era) can be told things
+        outside a request; 2026-era clients use ``subscriptions/listen`` instead.
+        """
+        connection: Connection = session._connection  # the SDK keeps it private
+        if not connection.has_standalone_channel:
+            return None
+        key = id(connection)
+        known = self._connections.get(key)
+        if known is None or known.connection() is not connection:
+            ref = weakref.ref(connection, lambda _: self._connections.pop(key, None))
+            known = _Connection(ref, principal)
+            self._connections[key] = known
         else:
-            connection.principal = principal
-        return connection
+            known.principal = principal
+        return known
 
     async def _authorise(self, ctx: ServerRequestContext[Any, Any], uri: str) -> Principal:
         principal = await self._identity.resolve(None, ctx.request)
@@ -121,15 +132,18 @@ class LiveUpdates:
             principal = await self._authorise(ctx, uri)
         except DomainError as exc:
             raise rpc_error(exc, uri=uri) from exc
-        self.remember(ctx.session, principal).uris.add(uri)
+        known = self.remember(ctx.session, principal)
+        if known is None:
+            raise MCPError(INVALID_REQUEST, "this connection cannot receive notifications")
+        known.uris.add(uri)
         return EmptyResult()
 
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        connection = self._connections.get(id(ctx.session))
-        if connection is not None:
-            connection.uris.discard(str(params.uri))
+        known = self._connections.get(id(ctx.session._connection))
+        if known is not None:
+            known.uris.discard(str(params.uri))
         return EmptyResult()
 
     # 2026-07-28 -------------------------------------------------------------------------
@@ -180,14 +194,14 @@ class LiveUpdates:
     def _on_event(self, event: ChangeEvent) -> None:
         uri = session_uri(event.session_id)
         list_changed = event.kind is EventKind.SESSION_CREATED
-        for connection in list(self._connections.values()):
-            session = connection.session()
-            if session is None or not can_hear(connection.principal, event):
+        for known in list(self._connections.values()):
+            connection = known.connection()
+            if connection is None or not can_hear(known.principal, event):
                 continue
-            if uri in connection.uris:
-                self._spawn(session.send_resource_updated(uri))
+            if uri in known.uris:
+                self._spawn(connection.outbound.notify(UPDATED, {"uri": uri}))
             if list_changed:
-                self._spawn(session.send_resource_list_changed())
+                self._spawn(connection.outbound.notify(LIST_CHANGED, None))
         for listen in list(self._listens):
             if not can_hear(listen.principal, event):
                 continue
