@@ -26,8 +26,8 @@ class Heard:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_for(self, predicate: Any) -> None:
+        with anyio.fail_after(5):
             while not predicate():
                 await self._changed.wait()
 

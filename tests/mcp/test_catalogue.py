@@ -30,7 +30,8 @@ async def test_every_tool_is_listed_with_schemas_annotations_and_a_description(
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert set(tools) == TOOLS
     for tool in tools.values():
-        assert tool.description and len(tool.description) > 20, tool.name
+        assert tool.description, tool.name
+        assert len(tool.description) > 20, tool.name
         assert tool.output_schema is not None, tool.name
         assert "success" in tool.output_schema["properties"], tool.name
         assert tool.annotations is not None, tool.name
