@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from mcp import Client
 from mcp_types import CallToolResult
 
-from mcp import Client
 from shared_context_server.app import App
 from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal

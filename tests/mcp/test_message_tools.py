@@ -1,6 +1,7 @@
 from typing import Any
 
 from mcp import Client
+
 from shared_context_server.app import App
 from tests.mcp.conftest import connect_client, fails, ok
 
