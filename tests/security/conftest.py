@@ -1,0 +1,3 @@
+from tests.mcp.conftest import tokens
+
+__all__ = ["tokens"]
