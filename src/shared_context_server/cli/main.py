@@ -13,6 +13,7 @@ import typer
 from shared_context_server import __version__
 from shared_context_server.app import open_app, running_app
 from shared_context_server.config import Settings
+from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import DomainError
 from shared_context_server.services.auth import parse_permissions
@@ -132,7 +133,9 @@ def token(
         async with running_app(_settings(), background=False) as app:
             try:
                 perms = parse_permissions(p.strip() for p in permissions.split(",") if p.strip())
-                principal = Principal(agent_id, agent_type, perms)
+                principal = Principal(
+                    check_agent_id(agent_id), check_agent_id(agent_type, "agent_type"), perms
+                )
                 issued, _ = app.auth.issue_token(principal)
             except DomainError as exc:
                 _fail(exc)

@@ -1,0 +1,74 @@
+"""The operator CLI against a real data directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from shared_context_server.cli.main import cli
+
+SECRET = "cli-secret-" + "c" * 40
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"SCS_DATA_DIR": str(tmp_path / "data"), "JWT_SECRET_KEY": SECRET}
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_keys_can_be_created_listed_and_revoked(env: dict[str, str]) -> None:
+    code, output = run(env, "keys", "create", "ci-bot", "--permissions", "read")
+    assert code == 0, output
+    assert output.strip().splitlines()[1].startswith("scs_")
+    code, output = run(env, "keys", "list")
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["ci-bot"]["permissions"] == ["read"]
+    assert by_name["ci-bot"]["revoked"] is False
+    assert "bootstrap-admin" in by_name
+    assert "scs_" not in output.replace("bootstrap_api_key", "")
+    assert run(env, "keys", "revoke", "ci-bot")[0] == 0
+    assert run(env, "keys", "revoke", "ci-bot")[0] == 1
+
+
+def test_bad_key_requests_fail_clearly(env: dict[str, str]) -> None:
+    code, output = run(env, "keys", "create", "x", "--permissions", "root")
+    assert code == 2
+    assert "INVALID_INPUT" in output
+    assert run(env, "keys", "create", "dup")[0] == 0
+    code, output = run(env, "keys", "create", "dup")
+    assert code == 2
+    assert "CONFLICT" in output
+
+
+def test_token_issues_a_verifiable_jwt(env: dict[str, str]) -> None:
+    code, output = run(env, "token", "planner", "--agent-type", "claude", "--permissions", "read")
+    assert code == 0, output
+    token = output.strip().splitlines()[0]
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="shared-context-server")
+    assert claims["sub"] == "planner"
+    assert claims["agent_type"] == "claude"
+    assert claims["permissions"] == ["read"]
+    assert run(env, "token", "bad id!")[0] == 2
+
+
+def test_db_upgrade_and_version(env: dict[str, str]) -> None:
+    code, output = run(env, "db", "upgrade")
+    assert code == 0
+    assert "up to date" in output
+    code, output = run(env, "version")
+    assert code == 0
+    assert output.strip() == "0.1.0"
+
+
+def test_serve_rejects_an_unknown_transport(env: dict[str, str]) -> None:
+    code, _ = run(env, "serve", "--transport", "carrier-pigeon")
+    assert code == 2
