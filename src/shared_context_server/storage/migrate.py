@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from shared_context_server.storage.dialects import serialise_migrations
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -15,6 +17,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        serialise_migrations(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

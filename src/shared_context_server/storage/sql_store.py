@@ -148,7 +148,12 @@ class SqlStore:
         self.engine.dispose()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except sa.exc.IntegrityError as exc:
+            # A constraint the specific checks did not foresee (a duplicate id, say):
+            # a clear domain error, never a raw database one.
+            raise ConflictError("the change conflicts with data already stored") from exc
 
     def _write(self) -> Any:
         return self.engine.begin()
@@ -418,7 +423,7 @@ class SqlStore:
                 inserted = conn.execute(
                     dialects.insert_ignoring_conflict(self.dialect, agent_memory, values, keys)
                 )
-                if inserted.rowcount == 0:
+                if inserted.first() is None:
                     raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
             row = conn.execute(sa.select(agent_memory).where(*where)).one()
         return _memory(row)
@@ -511,7 +516,7 @@ class SqlStore:
             inserted = conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, api_keys, values, ("name",))
             )
-            if inserted.rowcount == 0:
+            if inserted.first() is None:
                 raise ConflictError(f"an API key named {name!r} exists", name=name)
         return ApiKey(id=key_id, name=name, permissions=permissions, created_at=now)
 

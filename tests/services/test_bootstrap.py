@@ -1,0 +1,70 @@
+"""First start: a bootstrap admin key and a JWT secret, kept owner-only in the data directory."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from shared_context_server.app import BOOTSTRAP_KEY_NAME, ENV_KEY_NAME, running_app
+from shared_context_server.domain.models import Permission
+from shared_context_server.domain.principal import Principal
+from tests.conftest import make_settings
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_the_first_start_creates_an_owner_only_admin_key_and_jwt_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("API_KEY", "SCS_API_KEY", "JWT_SECRET_KEY", "SCS_JWT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = make_settings(tmp_path / "data", jwt_secret_key=None)
+    alice = Principal("alice", "claude", frozenset({Permission.READ}))
+
+    async with running_app(settings, background=False) as app:
+        key_file = settings.data_dir / "bootstrap_api_key"
+        secret_file = settings.data_dir / "jwt_secret"
+        assert _mode(key_file) == 0o600
+        assert _mode(secret_file) == 0o600
+        plain = key_file.read_text().strip()
+        record = await app.auth.verify_api_key(plain)
+        assert (record.name, record.permissions) == (BOOTSTRAP_KEY_NAME, frozenset(Permission))
+        assert plain in capsys.readouterr().err
+        token, _ = app.auth.issue_token(alice)
+
+    async with running_app(settings, background=False) as again:
+        assert plain not in capsys.readouterr().err  # shown once
+        assert [k.name for k in await again.auth.list_api_keys()] == [BOOTSTRAP_KEY_NAME]
+        # The secret persisted: a token from the first run is still good.
+        assert await again.auth.verify_token(token) == alice
+
+
+async def test_an_api_key_from_the_environment_becomes_an_admin_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("API_KEY", "env-provided-key-" + "k" * 30)
+    settings = make_settings(tmp_path / "data")
+
+    for _ in range(2):  # restarting with the same key is fine
+        async with running_app(settings, background=False) as app:
+            record = await app.auth.verify_api_key("env-provided-key-" + "k" * 30)
+            assert (record.name, record.permissions) == (ENV_KEY_NAME, frozenset(Permission))
+            assert [k.name for k in await app.auth.list_api_keys()] == [ENV_KEY_NAME]
+    assert not (settings.data_dir / "bootstrap_api_key").exists()
+    assert "env-provided-key" not in capsys.readouterr().err
+
+
+async def test_an_explicit_jwt_secret_leaves_no_secret_file(settings_dir: Path) -> None:
+    settings = make_settings(settings_dir)
+    async with running_app(settings, background=False):
+        pass
+    assert not (settings_dir / "jwt_secret").exists()
+
+
+@pytest.fixture
+def settings_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

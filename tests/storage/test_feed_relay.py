@@ -1,0 +1,74 @@
+"""The feed relay: other processes' committed changes reach this process's bus, once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.events.bus import InProcessBus
+from shared_context_server.events.feed_relay import FeedRelay
+from shared_context_server.storage.sql_store import SqlStore
+from tests.storage.factories import at, make_session, new_message
+
+
+def _listening_bus() -> tuple[InProcessBus, list[ChangeEvent]]:
+    bus = InProcessBus()
+    heard: list[ChangeEvent] = []
+    bus.subscribe(heard.append)
+    return bus, heard
+
+
+async def test_events_written_by_another_store_reach_the_bus_and_own_ones_do_not(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    here, there = open_store(), open_store()
+    bus, heard = _listening_bus()
+    relay = FeedRelay(here, bus, interval=60)
+    await relay.start_position()
+
+    session = make_session()
+    _, created = await there.create_session(session)
+    _, own = await here.add_message(new_message(session.id, "mine"), at(1))
+    _, foreign = await there.add_message(new_message(session.id, "theirs"), at(2))
+
+    assert await relay.poll_once() == 3
+    assert heard == [created, foreign]
+    assert own not in heard
+    assert heard[1].kind is EventKind.MESSAGE_ADDED
+    assert await relay.poll_once() == 0
+    assert len(heard) == 2
+
+
+async def test_the_relay_starts_after_what_was_already_written(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    here, there = open_store(), open_store()
+    session = make_session()
+    await there.create_session(session)
+    await there.add_message(new_message(session.id, "old"), at(1))
+    bus, heard = _listening_bus()
+    relay = FeedRelay(here, bus, interval=60)
+    await relay.start_position()
+
+    _, new = await there.add_message(new_message(session.id, "new"), at(2))
+
+    assert await relay.poll_once() == 1
+    assert heard == [new]
+
+
+async def test_the_relay_reads_in_batches_without_losing_events(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    here, there = open_store(), open_store()
+    bus, heard = _listening_bus()
+    relay = FeedRelay(here, bus, interval=60, batch=2)
+    await relay.start_position()
+    session = make_session()
+    written = [(await there.create_session(session))[1]]
+    for i in range(4):
+        written.append((await there.add_message(new_message(session.id), at(i)))[1])
+
+    reads = [await relay.poll_once() for _ in range(4)]
+
+    assert reads == [2, 2, 1, 0]
+    assert heard == written

@@ -1,0 +1,638 @@
+"""The Store contract: every implementation, on every backend, behaves like this."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.events import EventKind
+from shared_context_server.domain.models import (
+    Permission,
+    SessionStatus,
+    Visibility,
+)
+from shared_context_server.errors import (
+    ConflictError,
+    InvalidParentError,
+    KeyExistsError,
+    SessionNotFoundError,
+)
+from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.store import (
+    MemoryWrite,
+    MessageQuery,
+    SessionChanges,
+    SessionQuery,
+)
+from shared_context_server.storage.tables import GLOBAL_SCOPE
+from tests.storage.factories import T0, at, make_session, new_message
+
+EVERYONE = ReadScope("alice", "claude", admin=True)
+READ = frozenset({Permission.READ})
+ALL = frozenset(Permission)
+
+
+async def _ids(store: SqlStore, session_id: str, **query: Any) -> list[int]:
+    query.setdefault("scope", EVERYONE)
+    rows = await store.list_messages(MessageQuery(session_id=session_id, **query))
+    return [m.id for m in rows]
+
+
+# sessions -------------------------------------------------------------------------------
+
+
+async def test_a_created_session_reads_back_equal(store: SqlStore) -> None:
+    session = make_session(metadata={"repo": "x", "nested": {"n": [1, 2.5, None, True]}})
+    created, _ = await store.create_session(session)
+    assert created == session
+    fetched = await store.get_session(session.id)
+    assert fetched == session
+    assert fetched is not None
+    assert fetched.created_at.tzinfo is not None
+    assert fetched.created_at.microsecond == T0.microsecond
+
+
+async def test_creating_a_session_writes_a_session_created_event(store: SqlStore) -> None:
+    session = make_session("bob")
+    _, event = await store.create_session(session)
+    assert event.kind is EventKind.SESSION_CREATED
+    assert (event.session_id, event.agent_id, event.origin) == (session.id, "bob", store.origin)
+    assert event.message_id is None
+    assert event.visibility is None
+    assert await store.read_feed(0, 10) == [event]
+
+
+async def test_an_unknown_session_is_none(store: SqlStore) -> None:
+    assert await store.get_session("session_missing") is None
+
+
+async def test_a_duplicate_session_id_is_refused_without_a_feed_row(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    with pytest.raises(ConflictError):
+        await store.create_session(session)
+    assert len(await store.read_feed(0, 10)) == 1
+
+
+async def test_sessions_are_listed_by_status(store: SqlStore) -> None:
+    active = make_session()
+    done = make_session(status=SessionStatus.COMPLETED)
+    await store.create_session(active)
+    await store.create_session(done)
+    listed = await store.list_sessions(SessionQuery(status=SessionStatus.COMPLETED))
+    assert [s.id for s in listed] == [done.id]
+    assert {s.id for s in await store.list_sessions(SessionQuery())} == {active.id, done.id}
+
+
+async def test_sessions_are_listed_by_creator(store: SqlStore) -> None:
+    mine = make_session("alice")
+    await store.create_session(mine)
+    await store.create_session(make_session("bob"))
+    listed = await store.list_sessions(SessionQuery(created_by="alice"))
+    assert [s.id for s in listed] == [mine.id]
+
+
+async def test_sessions_involving_an_agent_are_those_it_created_or_posted_in(
+    store: SqlStore,
+) -> None:
+    created = make_session("alice")
+    posted_in = make_session("bob")
+    untouched = make_session("bob")
+    for session in (created, posted_in, untouched):
+        await store.create_session(session)
+    await store.add_message(new_message(posted_in.id, sender="alice"), at(1))
+    await store.add_message(new_message(posted_in.id, sender="alice"), at(2))
+    await store.add_message(new_message(untouched.id, sender="bob"), at(3))
+    listed = await store.list_sessions(SessionQuery(involving="alice"))
+    assert sorted(s.id for s in listed) == sorted([created.id, posted_in.id])
+
+
+async def test_sessions_are_listed_most_recently_active_first_and_paged(store: SqlStore) -> None:
+    sessions = [make_session(now=at(i)) for i in range(5)]
+    for session in sessions:
+        await store.create_session(session)
+    # Activity in the oldest session makes it the most recent.
+    await store.add_message(new_message(sessions[0].id), at(100))
+    expected = [sessions[0].id] + [s.id for s in reversed(sessions[1:])]
+    assert [s.id for s in await store.list_sessions(SessionQuery())] == expected
+    page = await store.list_sessions(SessionQuery(limit=2, offset=1))
+    assert [s.id for s in page] == expected[1:3]
+
+
+async def test_updating_a_session_changes_only_the_given_fields(store: SqlStore) -> None:
+    session = make_session(purpose="old", metadata={"a": 1})
+    await store.create_session(session)
+    updated, event = await store.update_session(
+        session.id, SessionChanges(status=SessionStatus.COMPLETED), "bob", at(10)
+    )
+    assert updated.status is SessionStatus.COMPLETED
+    assert (updated.purpose, updated.metadata) == ("old", {"a": 1})
+    assert updated.created_at == T0
+    assert updated.updated_at == updated.last_activity_at == at(10)
+    assert (event.kind, event.session_id, event.agent_id) == (
+        EventKind.SESSION_UPDATED,
+        session.id,
+        "bob",
+    )
+    updated, _ = await store.update_session(
+        session.id, SessionChanges(purpose="new", metadata={"b": [2]}), "bob", at(20)
+    )
+    assert (updated.status, updated.purpose, updated.metadata) == (
+        SessionStatus.COMPLETED,
+        "new",
+        {"b": [2]},
+    )
+    assert await store.get_session(session.id) == updated
+
+
+async def test_updating_an_unknown_session_fails_and_writes_no_feed_row(store: SqlStore) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.update_session("session_missing", SessionChanges(purpose="x"), "bob", T0)
+    assert await store.latest_feed_id() == 0
+
+
+async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: SqlStore) -> None:
+    stale = make_session(now=at(0))
+    stale_completed = make_session(now=at(0), status=SessionStatus.COMPLETED)
+    already = make_session(now=at(0), status=SessionStatus.ARCHIVED)
+    fresh = make_session(now=at(0))
+    for session in (stale, stale_completed, already, fresh):
+        await store.create_session(session)
+    await store.add_message(new_message(fresh.id), at(500))
+    before = await store.latest_feed_id()
+
+    events = await store.archive_inactive_sessions(before=at(100), now=at(1000))
+
+    assert sorted(e.session_id for e in events) == sorted([stale.id, stale_completed.id])
+    assert all(e.kind is EventKind.SESSION_UPDATED and e.agent_id == "system" for e in events)
+    assert await store.read_feed(before, 10) == sorted(events, key=lambda e: e.id)
+    for session in (stale, stale_completed):
+        archived = await store.get_session(session.id)
+        assert archived is not None
+        assert archived.status is SessionStatus.ARCHIVED
+        assert archived.updated_at == at(1000)
+    fresh_now = await store.get_session(fresh.id)
+    assert fresh_now is not None
+    assert fresh_now.status is SessionStatus.ACTIVE
+    assert await store.archive_inactive_sessions(before=at(100), now=at(2000)) == []
+
+
+# messages -------------------------------------------------------------------------------
+
+
+async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    new = new_message(
+        session.id,
+        "found it ünïcode ✓",
+        sender="carol",
+        sender_type="gemini",
+        visibility=Visibility.AGENT_ONLY,
+        message_type="finding",
+        metadata={"file": "a.py", "lines": [1, 2]},
+    )
+    message, event = await store.add_message(new, at(1.5))
+    assert message.id > 0
+    assert (message.sender, message.sender_type, message.content) == (
+        "carol",
+        "gemini",
+        "found it ünïcode ✓",
+    )
+    assert (message.visibility, message.message_type) == (Visibility.AGENT_ONLY, "finding")
+    assert message.metadata == {"file": "a.py", "lines": [1, 2]}
+    assert message.created_at == at(1.5)
+    assert await store.get_message(message.id) == message
+    assert event.kind is EventKind.MESSAGE_ADDED
+    assert (event.message_id, event.sender_type, event.visibility, event.agent_id) == (
+        message.id,
+        "gemini",
+        Visibility.AGENT_ONLY,
+        "carol",
+    )
+    assert await store.read_feed(event.id - 1, 10) == [event]
+
+
+async def test_adding_a_message_marks_the_session_active(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    await store.add_message(new_message(session.id), at(42))
+    touched = await store.get_session(session.id)
+    assert touched is not None
+    assert touched.last_activity_at == at(42)
+
+
+async def test_message_ids_grow_with_every_add(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    ids = [(await store.add_message(new_message(session.id), at(i)))[0].id for i in range(5)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5
+
+
+async def test_a_message_to_an_unknown_session_is_refused_and_nothing_is_written(
+    store: SqlStore,
+) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.add_message(new_message("session_missing"), T0)
+    assert await store.get_message(1) is None
+    assert await store.latest_feed_id() == 0
+
+
+async def test_a_reply_to_a_message_of_another_session_is_refused_and_nothing_is_written(
+    store: SqlStore,
+) -> None:
+    here, there = make_session(), make_session()
+    await store.create_session(here)
+    await store.create_session(there)
+    foreign, _ = await store.add_message(new_message(there.id), at(1))
+    feed_before = await store.latest_feed_id()
+
+    with pytest.raises(InvalidParentError):
+        await store.add_message(new_message(here.id, parent_message_id=foreign.id), at(50))
+
+    assert await _ids(store, here.id) == []
+    assert await store.latest_feed_id() == feed_before
+    untouched = await store.get_session(here.id)
+    assert untouched is not None
+    assert untouched.last_activity_at == T0  # the activity bump was rolled back too
+
+
+async def test_a_reply_to_a_missing_message_is_refused(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    with pytest.raises(InvalidParentError):
+        await store.add_message(new_message(session.id, parent_message_id=999_999), at(1))
+    assert await _ids(store, session.id) == []
+
+
+async def test_a_reply_in_the_same_session_keeps_its_parent(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    parent, _ = await store.add_message(new_message(session.id), at(1))
+    reply, _ = await store.add_message(new_message(session.id, parent_message_id=parent.id), at(2))
+    fetched = await store.get_message(reply.id)
+    assert fetched is not None
+    assert fetched.parent_message_id == parent.id
+
+
+async def test_an_unknown_message_is_none(store: SqlStore) -> None:
+    assert await store.get_message(123_456) is None
+
+
+@pytest.fixture
+async def populated(store: SqlStore) -> dict[str, Any]:
+    """Two sessions; the first with messages of every sender, type and visibility."""
+    session, other = make_session(), make_session()
+    await store.create_session(session)
+    await store.create_session(other)
+    posted = []
+    senders = [("alice", "claude"), ("bob", "claude"), ("carol", "gemini")]
+    i = 0
+    for visibility in Visibility:
+        for sender, sender_type in senders:
+            i += 1
+            message, _ = await store.add_message(
+                new_message(
+                    session.id,
+                    f"m{i}",
+                    sender=sender,
+                    sender_type=sender_type,
+                    visibility=visibility,
+                    message_type="note" if i % 2 else "message",
+                ),
+                at(i),
+            )
+            posted.append(message)
+    await store.add_message(new_message(other.id, "elsewhere"), at(100))
+    # "messages": what EVERYONE (the default reader of these tests) may see.
+    return {
+        "session": session,
+        "all": posted,
+        "messages": [m for m in posted if EVERYONE.allows(m)],
+    }
+
+
+async def test_listing_returns_only_the_sessions_messages_oldest_first(
+    store: SqlStore, populated: dict[str, Any]
+) -> None:
+    expected = [m.id for m in populated["messages"]]
+    assert len(expected) == 9
+    assert await _ids(store, populated["session"].id) == expected
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        ReadScope("alice", "claude", admin=False),
+        ReadScope("alice", "claude", admin=False, include_private=False),
+        ReadScope("carol", "gemini", admin=True),
+        ReadScope("dave", "codex", admin=False),
+    ],
+    ids=["alice", "alice-no-private", "carol-admin", "stranger"],
+)
+async def test_listing_applies_the_read_scope(
+    store: SqlStore, populated: dict[str, Any], scope: ReadScope
+) -> None:
+    expected = [m.id for m in populated["all"] if scope.allows(m)]
+    assert await _ids(store, populated["session"].id, scope=scope) == expected
+
+
+async def test_listing_filters_by_sender(store: SqlStore, populated: dict[str, Any]) -> None:
+    expected = [m.id for m in populated["messages"] if m.sender in ("bob", "carol")]
+    assert await _ids(store, populated["session"].id, senders=["bob", "carol"]) == expected
+
+
+async def test_listing_filters_by_message_type(store: SqlStore, populated: dict[str, Any]) -> None:
+    expected = [m.id for m in populated["messages"] if m.message_type == "note"]
+    assert await _ids(store, populated["session"].id, message_type="note") == expected
+
+
+async def test_listing_filters_by_visibility(store: SqlStore, populated: dict[str, Any]) -> None:
+    wanted = (Visibility.PRIVATE, Visibility.ADMIN_ONLY)
+    expected = [m.id for m in populated["messages"] if m.visibility in wanted]
+    assert await _ids(store, populated["session"].id, visibilities=wanted) == expected
+
+
+async def test_listing_filters_by_time_range_inclusively(
+    store: SqlStore, populated: dict[str, Any]
+) -> None:
+    expected = [m.id for m in populated["messages"] if at(2) <= m.created_at <= at(8)]
+    assert 0 < len(expected) < len(populated["messages"])
+    assert await _ids(store, populated["session"].id, since=at(2), until=at(8)) == expected
+
+
+async def test_listing_after_a_cursor_returns_only_newer_messages(
+    store: SqlStore, populated: dict[str, Any]
+) -> None:
+    ids = [m.id for m in populated["messages"]]
+    assert await _ids(store, populated["session"].id, after_id=ids[4], limit=3) == ids[5:8]
+    assert await _ids(store, populated["session"].id, after_id=ids[-1]) == []
+
+
+async def test_listing_newest_first_with_offset_and_limit(
+    store: SqlStore, populated: dict[str, Any]
+) -> None:
+    ids = [m.id for m in populated["messages"]]
+    newest = list(reversed(ids))
+    assert await _ids(store, populated["session"].id, newest_first=True) == newest
+    assert (
+        await _ids(store, populated["session"].id, newest_first=True, offset=2, limit=3)
+        == (newest[2:5])
+    )
+    assert await _ids(store, populated["session"].id, offset=5, limit=100) == ids[5:]
+
+
+async def test_listing_combines_filters(store: SqlStore, populated: dict[str, Any]) -> None:
+    scope = ReadScope("alice", "claude", admin=False)
+    expected = [
+        m.id
+        for m in populated["messages"]
+        if scope.allows(m) and m.sender == "alice" and m.message_type == "note"
+    ]
+    got = await _ids(
+        store, populated["session"].id, scope=scope, senders=["alice"], message_type="note"
+    )
+    assert got == expected
+
+
+# memory ---------------------------------------------------------------------------------
+
+
+def _write(key: str = "k", value: Any = "v", **changes: Any) -> MemoryWrite:
+    return replace(
+        MemoryWrite(agent_id="alice", scope=GLOBAL_SCOPE, key=key, value=value), **changes
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["text", 42, 2.5, True, None, [1, "two", None], {"deep": {"er": [{"x": 1}]}}],
+    ids=["str", "int", "float", "bool", "null", "list", "object"],
+)
+async def test_any_json_value_is_kept_in_memory(store: SqlStore, value: Any) -> None:
+    entry = await store.set_memory(_write(value=value, metadata={"m": 1}), T0)
+    assert (entry.agent_id, entry.session_id, entry.key, entry.value) == ("alice", None, "k", value)
+    assert entry.metadata == {"m": 1}
+    assert entry.created_at == entry.updated_at == T0
+    assert entry.expires_at is None
+    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(1)) == entry
+
+
+async def test_session_memory_needs_an_existing_session(store: SqlStore) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.set_memory(_write(scope="session_missing"), T0)
+
+
+async def test_global_and_session_memory_are_separate(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    await store.set_memory(_write(value="global"), T0)
+    entry = await store.set_memory(_write(value="local", scope=session.id), T0)
+    assert entry.session_id == session.id
+    got_global = await store.get_memory("alice", GLOBAL_SCOPE, "k", T0)
+    got_local = await store.get_memory("alice", session.id, "k", T0)
+    assert got_global is not None
+    assert got_local is not None
+    assert (got_global.value, got_local.value) == ("global", "local")
+
+
+async def test_memory_belongs_to_its_agent(store: SqlStore) -> None:
+    await store.set_memory(_write(), T0)
+    assert await store.get_memory("bob", GLOBAL_SCOPE, "k", T0) is None
+    assert await store.list_memory("bob", None, "", T0, 100) == []
+    assert await store.delete_memory("bob", GLOBAL_SCOPE, "k", T0) is False
+    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", T0) is not None
+
+
+async def test_overwriting_memory_replaces_value_and_keeps_creation_time(store: SqlStore) -> None:
+    await store.set_memory(_write(value=1, metadata={"v": 1}, expires_at=at(10)), T0)
+    entry = await store.set_memory(_write(value=2, metadata={"v": 2}), at(5))
+    assert (entry.value, entry.metadata, entry.expires_at) == (2, {"v": 2}, None)
+    assert (entry.created_at, entry.updated_at) == (T0, at(5))
+
+
+async def test_writing_an_existing_key_without_overwrite_is_refused(store: SqlStore) -> None:
+    await store.set_memory(_write(value="first"), T0)
+    with pytest.raises(KeyExistsError):
+        await store.set_memory(_write(value="second", overwrite=False), at(1))
+    entry = await store.get_memory("alice", GLOBAL_SCOPE, "k", at(1))
+    assert entry is not None
+    assert entry.value == "first"
+
+
+async def test_an_expired_key_may_be_written_without_overwrite(store: SqlStore) -> None:
+    await store.set_memory(_write(value="old", expires_at=at(10)), T0)
+    entry = await store.set_memory(_write(value="new", overwrite=False), at(10))
+    assert (entry.value, entry.created_at, entry.expires_at) == ("new", at(10), None)
+
+
+async def test_expired_memory_is_invisible_from_the_moment_it_expires(store: SqlStore) -> None:
+    await store.set_memory(_write(expires_at=at(10)), T0)
+    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(9.999)) is not None
+    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(10)) is None
+    assert await store.list_memory("alice", None, "", at(10), 100) == []
+
+
+async def test_listing_memory_by_prefix_scope_and_limit(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session)
+    for key in ("task.a", "task.b", "taskforce", "note.x", "ta%k", "ta_k"):
+        await store.set_memory(_write(key), T0)
+    await store.set_memory(_write("task.local", scope=session.id), T0)
+    await store.set_memory(_write("task.gone", expires_at=at(1)), T0)
+
+    def keys(entries: list[Any]) -> list[str]:
+        return [e.key for e in entries]
+
+    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "task.", at(2), 100)) == [
+        "task.a",
+        "task.b",
+    ]
+    # LIKE wildcards in the prefix are literal.
+    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "ta%", at(2), 100)) == ["ta%k"]
+    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "ta_", at(2), 100)) == ["ta_k"]
+    assert keys(await store.list_memory("alice", session.id, "", at(2), 100)) == ["task.local"]
+    # All scopes: global first (scope ""), then by key.
+    everything = await store.list_memory("alice", None, "task", at(2), 100)
+    assert [(e.session_id, e.key) for e in everything] == [
+        (None, "task.a"),
+        (None, "task.b"),
+        (None, "taskforce"),
+        (session.id, "task.local"),
+    ]
+    assert keys(await store.list_memory("alice", None, "", at(2), 2)) == ["note.x", "ta%k"]
+
+
+async def test_deleting_memory_reports_whether_it_existed(store: SqlStore) -> None:
+    await store.set_memory(_write(), T0)
+    assert await store.delete_memory("alice", GLOBAL_SCOPE, "k", T0) is True
+    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", T0) is None
+    assert await store.delete_memory("alice", GLOBAL_SCOPE, "k", T0) is False
+
+
+async def test_purging_removes_only_expired_memory_and_revocations(store: SqlStore) -> None:
+    await store.set_memory(_write("gone1", expires_at=at(5)), T0)
+    await store.set_memory(_write("gone2", expires_at=at(10)), T0)
+    await store.set_memory(_write("later", expires_at=at(100)), T0)
+    await store.set_memory(_write("forever"), T0)
+    await store.revoke_token("old-jti", at(10))
+    await store.revoke_token("new-jti", at(100))
+
+    assert await store.purge_expired_memory(at(10)) == 2
+
+    remaining = await store.list_memory("alice", None, "", T0, 100)
+    assert sorted(e.key for e in remaining) == ["forever", "later"]
+    assert await store.is_token_revoked("old-jti") is False
+    assert await store.is_token_revoked("new-jti") is True
+    assert await store.purge_expired_memory(at(10)) == 0
+
+
+# identity -------------------------------------------------------------------------------
+
+
+async def test_api_keys_are_created_found_by_hash_and_listed(store: SqlStore) -> None:
+    created = await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    assert (created.id, created.name, created.permissions, created.revoked_at) == (
+        "id1",
+        "ci",
+        READ,
+        None,
+    )
+    await store.create_api_key("id2", "ops", "b" * 64, ALL, at(1))
+    assert await store.find_api_key("a" * 64) == created
+    assert await store.find_api_key("c" * 64) is None
+    listed = await store.list_api_keys()
+    assert [(k.name, k.permissions, k.created_at) for k in listed] == [
+        ("ci", READ, T0),
+        ("ops", ALL, at(1)),
+    ]
+
+
+async def test_an_api_key_name_is_unique(store: SqlStore) -> None:
+    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    with pytest.raises(ConflictError):
+        await store.create_api_key("id2", "ci", "b" * 64, ALL, T0)
+    assert [k.id for k in await store.list_api_keys()] == ["id1"]
+
+
+async def test_an_api_key_secret_is_unique(store: SqlStore) -> None:
+    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    with pytest.raises(ConflictError):
+        await store.create_api_key("id2", "other", "a" * 64, ALL, T0)
+
+
+async def test_a_revoked_api_key_stays_listed_with_its_revocation_time(store: SqlStore) -> None:
+    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    assert await store.revoke_api_key("ci", at(5)) is True
+    assert await store.revoke_api_key("ci", at(6)) is False
+    assert await store.revoke_api_key("unknown", at(6)) is False
+    found = await store.find_api_key("a" * 64)
+    assert found is not None
+    assert found.revoked_at == at(5)
+    assert [k.revoked_at for k in await store.list_api_keys()] == [at(5)]
+
+
+async def test_revoked_tokens_are_remembered_and_revoking_twice_is_harmless(
+    store: SqlStore,
+) -> None:
+    assert await store.is_token_revoked("jti-1") is False
+    await store.revoke_token("jti-1", at(100))
+    await store.revoke_token("jti-1", at(100))
+    assert await store.is_token_revoked("jti-1") is True
+    assert await store.is_token_revoked("jti-2") is False
+
+
+# change feed ----------------------------------------------------------------------------
+
+
+async def test_an_empty_feed_starts_at_zero(store: SqlStore) -> None:
+    assert await store.latest_feed_id() == 0
+    assert await store.read_feed(0, 10) == []
+
+
+async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore) -> None:
+    session = make_session()
+    _, first = await store.create_session(session)
+    events = [first]
+    for i in range(4):
+        events.append((await store.add_message(new_message(session.id), at(i)))[1])
+    _, last = await store.update_session(session.id, SessionChanges(purpose="p"), "alice", at(9))
+    events.append(last)
+
+    assert await store.latest_feed_id() == last.id
+    assert await store.read_feed(0, 100) == events
+    assert await store.read_feed(0, 2) == events[:2]
+    assert await store.read_feed(events[2].id, 2) == events[3:5]
+    assert await store.read_feed(last.id, 10) == []
+
+
+async def test_each_store_stamps_the_feed_with_its_own_origin(
+    store: SqlStore, open_store: Any
+) -> None:
+    other: SqlStore = open_store()
+    assert other.origin != store.origin
+    session = make_session()
+    await store.create_session(session)
+    await other.add_message(new_message(session.id), at(1))
+    assert [e.origin for e in await store.read_feed(0, 10)] == [store.origin, other.origin]
+    assert [e.origin for e in await other.read_feed(0, 10)] == [store.origin, other.origin]
+
+
+async def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(
+    store: SqlStore,
+) -> None:
+    from datetime import timedelta, timezone
+
+    local = datetime(2026, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    session = make_session(now=local)
+    await store.create_session(session)
+    fetched = await store.get_session(session.id)
+    assert fetched is not None
+    assert fetched.created_at == local
+    assert fetched.created_at.utcoffset() == timedelta(0)
+    assert fetched.created_at.tzinfo == UTC
