@@ -8,3 +8,4 @@ echo "== ruff format"; .venv/bin/ruff format --check src tests
 echo "== mypy";        .venv/bin/mypy
 echo "== pytest"
 .venv/bin/pytest --cov --cov-report=term --cov-report=xml "$@"
+echo "== MCP conformance"; bash scripts/conformance.sh

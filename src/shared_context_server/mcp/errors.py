@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fastmcp.exceptions import DisabledError, NotFoundError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.shared.exceptions import MCPError
@@ -82,5 +83,9 @@ class ToolErrors(Middleware):
     ) -> ToolResult:
         try:
             return await call_next(context)
+        except (NotFoundError, DisabledError):
+            # A caller's mistake, not a server fault: no INTERNAL, no error log.
+            name = getattr(context.message, "name", None)
+            return error_result(InvalidInputError(f"unknown tool {name!r}", tool=name))
         except Exception as exc:  # the adapter's error boundary: nothing escapes unshaped
             return error_result(as_domain_error(exc))

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastmcp import FastMCP
 from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -79,11 +80,13 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
             }
         )
 
-    http = mcp.http_app(
+    # FastMCP puts its Host/Origin guard outside the middleware passed here, so a request
+    # with a foreign Host (DNS rebinding) is refused before any credential is looked at,
+    # and a 401 challenge never echoes an unchecked Host.
+    return mcp.http_app(
         path=MCP_PATH,
+        middleware=[Middleware(BearerChallenge, auth=app.auth)],
         host_origin_protection=True,
         allowed_hosts=settings.allowed_hosts or None,
         allowed_origins=settings.allowed_origins or None,
     )
-    http.add_middleware(BearerChallenge, auth=app.auth)
-    return http
