@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from shared_context_server.domain.models import MemoryEntry, Message, Session
+from shared_context_server.services.messages import MessagePage
 
 
 class SessionOut(BaseModel):
@@ -118,6 +119,16 @@ class MessagePageResult(Ok):
     count: int
     next_cursor: int | None
     has_more: bool
+
+    @classmethod
+    def of(cls, session_id: str, page: MessagePage) -> MessagePageResult:
+        return cls(
+            session_id=session_id,
+            messages=[MessageOut.of(m) for m in page.messages],
+            count=len(page.messages),
+            next_cursor=page.next_cursor,
+            has_more=page.has_more,
+        )
 
 
 class ContextResult(Ok):

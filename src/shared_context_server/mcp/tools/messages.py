@@ -106,14 +106,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             senders=[sender] if sender else None,
             message_type=message_type,
         )
-        out = [MessageOut.of(m) for m in page.messages]
-        return MessagePageResult(
-            session_id=session_id,
-            messages=out,
-            count=len(out),
-            next_cursor=page.next_cursor,
-            has_more=page.has_more,
-        )
+        return MessagePageResult.of(session_id, page)
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_context(

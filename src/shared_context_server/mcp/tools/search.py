@@ -16,18 +16,6 @@ from shared_context_server.mcp.schemas import (
 )
 from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken, SessionId
 from shared_context_server.mcp.tools.messages import AgentName, Limit, Offset
-from shared_context_server.services.messages import MessagePage
-
-
-def _page_result(session_id: str, page: MessagePage) -> MessagePageResult:
-    out = [MessageOut.of(m) for m in page.messages]
-    return MessagePageResult(
-        session_id=session_id,
-        messages=out,
-        count=len(out),
-        next_cursor=page.next_cursor,
-        has_more=page.has_more,
-    )
 
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
@@ -69,7 +57,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         """Messages one agent posted in a session that you may see, oldest first."""
         caller = await ctx.caller(auth_token)
         page = await messages.page(caller, session_id, limit=limit, offset=offset, senders=[sender])
-        return _page_result(session_id, page)
+        return MessagePageResult.of(session_id, page)
 
     @mcp.tool(annotations=READ_ONLY)
     async def search_by_timerange(
@@ -91,4 +79,4 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             since=start_time,
             until=end_time,
         )
-        return _page_result(session_id, page)
+        return MessagePageResult.of(session_id, page)
