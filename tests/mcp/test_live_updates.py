@@ -113,3 +113,26 @@ async def test_status_changes_reach_subscribers(app: App, tokens: dict[str, str]
         await bob.subscribe_resource(f"session://{session_id}")
         await ok(alice, "update_session", session_id=session_id, status="completed")
         await heard.wait_for(lambda: len(heard.updated) == 1)
+
+
+async def test_a_uri_this_server_does_not_serve_can_be_watched_but_never_fires(
+    app: App, tokens: dict[str, str]
+) -> None:
+    heard = Heard()
+    async with connect_client(app, tokens["bob"], message_handler=heard) as bob:
+        await bob.subscribe_resource("test://watched-resource")
+        await ok(bob, "create_session", purpose="p")
+        await heard.wait_for(lambda: heard.list_changed == 1)
+        await bob.unsubscribe_resource("test://watched-resource")
+    assert heard.updated == []
+
+
+async def test_capabilities_advertise_only_the_notifications_sent(app: App) -> None:
+    async with connect_client(app) as client:
+        capabilities = client.session.server_capabilities
+    assert capabilities is not None
+    assert capabilities.resources is not None
+    assert capabilities.resources.subscribe is True
+    assert capabilities.resources.list_changed is True
+    assert capabilities.tools is not None
+    assert not capabilities.tools.list_changed

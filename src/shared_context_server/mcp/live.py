@@ -48,7 +48,7 @@ from shared_context_server.errors import DomainError, InvalidInputError
 from shared_context_server.events.bus import EventBus
 from shared_context_server.mcp.errors import rpc_error
 from shared_context_server.mcp.identity import IdentityResolver
-from shared_context_server.mcp.uris import parse_session_uri, session_uri
+from shared_context_server.mcp.uris import parse_memory_uri, parse_session_uri, session_uri
 from shared_context_server.services.sessions import SessionService
 
 logger = logging.getLogger(__name__)
@@ -113,13 +113,17 @@ class LiveUpdates:
         return known
 
     async def _authorise(self, ctx: ServerRequestContext[Any, Any], uri: str) -> Principal:
+        """Who may watch ``uri``: a reader of the session for ``session://``.
+
+        Our memory resource changes only by its owner's own calls, so it cannot be watched.
+        A URI this server does not serve is accepted, as the protocol expects, and never fires.
+        """
         principal = await self._identity.resolve(None, ctx.request)
         session_id = parse_session_uri(uri)
-        if session_id is None:
-            raise InvalidInputError(
-                "only session://{session_id} resources can be subscribed to", uri=uri
-            )
-        await self._sessions.get(principal, session_id)
+        if session_id is not None:
+            await self._sessions.get(principal, session_id)
+        elif parse_memory_uri(uri) is not None:
+            raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
         return principal
 
     # 2025-11-25 -------------------------------------------------------------------------

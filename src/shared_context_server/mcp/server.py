@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastmcp import FastMCP
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp_types import (
     PaginatedRequestParams,
     ReadResourceRequestParams,
@@ -45,6 +46,9 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
 
     resources = Resources(identity, live, app.sessions, app.messages, app.memory)
     low = mcp._mcp_server
+    # Advertise only the change notifications this server sends: the tool set is fixed
+    # and there are no prompts, so neither list ever changes.
+    low.notification_options = NotificationOptions(resources_changed=True)
     low.add_request_handler("resources/list", PaginatedRequestParams, resources.list)
     low.add_request_handler("resources/templates/list", PaginatedRequestParams, resources.templates)
     low.add_request_handler("resources/read", ReadResourceRequestParams, resources.read)
