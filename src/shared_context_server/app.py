@@ -70,14 +70,23 @@ def _jwt_secret(settings: Settings) -> str:
     return secret
 
 
+async def _register_env_key(app: App, plain: str) -> None:
+    """API_KEY becomes an admin key; a changed API_KEY replaces (revokes) the previous one."""
+    digest = hash_api_key(plain)
+    if await app.store.find_api_key(digest) is not None:
+        return
+    for old in await app.auth.list_api_keys():
+        if old.name.startswith(ENV_KEY_NAME) and old.revoked_at is None:
+            await app.auth.revoke_api_key(old.name)
+    await app.auth.create_api_key(f"{ENV_KEY_NAME}-{digest[:8]}", ALL_PERMISSIONS, key=plain)
+
+
 async def _bootstrap_admin_key(app: App) -> None:
     """Make sure an admin can get in: API_KEY from the environment, or a generated key."""
     settings = app.settings
     try:
         if settings.api_key is not None:
-            plain = settings.api_key.get_secret_value()
-            if await app.store.find_api_key(hash_api_key(plain)) is None:
-                await app.auth.create_api_key(ENV_KEY_NAME, ALL_PERMISSIONS, key=plain)
+            await _register_env_key(app, settings.api_key.get_secret_value())
             return
         if await app.store.list_api_keys():
             return

@@ -10,6 +10,7 @@ import pytest
 from shared_context_server.app import BOOTSTRAP_KEY_NAME, ENV_KEY_NAME, running_app
 from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import AuthFailedError
 from tests.conftest import make_settings
 
 
@@ -52,10 +53,25 @@ async def test_an_api_key_from_the_environment_becomes_an_admin_key(
     for _ in range(2):  # restarting with the same key is fine
         async with running_app(settings, background=False) as app:
             record = await app.auth.verify_api_key("env-provided-key-" + "k" * 30)
-            assert (record.name, record.permissions) == (ENV_KEY_NAME, frozenset(Permission))
-            assert [k.name for k in await app.auth.list_api_keys()] == [ENV_KEY_NAME]
+            assert record.name.startswith(ENV_KEY_NAME)
+            assert record.permissions == frozenset(Permission)
+            assert [k.name for k in await app.auth.list_api_keys()] == [record.name]
     assert not (settings.data_dir / "bootstrap_api_key").exists()
     assert "env-provided-key" not in capsys.readouterr().err
+
+
+async def test_a_changed_api_key_replaces_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_dir = tmp_path / "data"
+    monkeypatch.setenv("API_KEY", "first-key-" + "a" * 30)
+    async with running_app(make_settings(settings_dir), background=False):
+        pass
+    monkeypatch.setenv("API_KEY", "second-key-" + "b" * 30)
+    async with running_app(make_settings(settings_dir), background=False) as app:
+        await app.auth.verify_api_key("second-key-" + "b" * 30)
+        with pytest.raises(AuthFailedError):
+            await app.auth.verify_api_key("first-key-" + "a" * 30)
 
 
 async def test_an_explicit_jwt_secret_leaves_no_secret_file(settings_dir: Path) -> None:

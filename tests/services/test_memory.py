@@ -139,7 +139,8 @@ async def test_keys_and_permissions_are_checked(
         ("task.*", ["task.1", "task.2", "task.x.y"]),
         ("task.?", ["task.1", "task.2"]),
         ("*.1", ["note.1", "task.1"]),
-        ("task.[12]", ["task.1", "task.2"]),
+        ("TASK", []),
+        ("*.X.*", []),
         ("*force", ["taskforce"]),
         ("nothing*", []),
     ],
@@ -151,6 +152,23 @@ async def test_memory_is_listed_by_prefix_or_glob(
         await app.memory.set(alice, key, key)
     listed = await app.memory.list(alice, pattern=pattern)
     assert [e.key for e in listed] == expected
+
+
+async def test_only_star_and_question_mark_are_wildcards(app: App, alice: Principal) -> None:
+    for key in ("100%", "1000", "a_b", "axb"):
+        await app.memory.set(alice, key, key)
+    assert [e.key for e in await app.memory.list(alice, pattern="100%")] == ["100%"]
+    assert [e.key for e in await app.memory.list(alice, pattern="*_b")] == ["a_b"]
+    assert [e.key for e in await app.memory.list(alice, pattern="a?b")] == ["a_b", "axb"]
+    with pytest.raises(InvalidInputError):
+        await app.memory.list(alice, pattern="task.[12]")
+
+
+async def test_a_glob_finds_matches_among_many_keys(app: App, alice: Principal) -> None:
+    for i in range(1_100):
+        await app.memory.set(alice, f"k{i:04d}", i)
+    listed = await app.memory.list(alice, pattern="*1099")
+    assert [e.key for e in listed] == ["k1099"]
 
 
 async def test_a_glob_listing_respects_the_limit(app: App, alice: Principal) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from shared_context_server.errors import InvalidInputError, LimitExceededError, 
 from shared_context_server.storage.store import MemoryWrite, Store
 from shared_context_server.storage.tables import GLOBAL_SCOPE
 
-GLOB_CHARACTERS = "*?["
+GLOB_CHARACTERS = "*?"
 
 
 def _scope(session_id: str | None) -> str:
@@ -100,20 +99,17 @@ class MemoryService:
         pattern = pattern or ""
         if len(pattern) > self._limits.key_chars:
             raise LimitExceededError("pattern is longer than a key may be", field="pattern")
+        if "[" in pattern:
+            raise InvalidInputError("patterns support the wildcards * and ? only", field="pattern")
         is_glob = any(c in pattern for c in GLOB_CHARACTERS)
-        prefix = pattern
-        if is_glob:
-            prefix = pattern[: min(pattern.find(c) for c in GLOB_CHARACTERS if c in pattern)]
-        entries = await self._store.list_memory(
+        return await self._store.list_memory(
             principal.agent_id,
             None if all_scopes else _scope(session_id),
-            prefix,
+            "" if is_glob else pattern,
             self._clock.now(),
-            self._limits.memory_list if is_glob else limit,
+            limit,
+            glob=pattern if is_glob else None,
         )
-        if is_glob:
-            entries = [e for e in entries if fnmatch.fnmatchcase(e.key, pattern)][:limit]
-        return entries
 
     async def delete(
         self, principal: Principal, key: str, *, session_id: str | None = None

@@ -38,6 +38,8 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Key prefixes and globs compare case-sensitively, as on PostgreSQL.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -132,6 +132,12 @@ def _feed_event(row: sa.Row[Any]) -> ChangeEvent:
     )
 
 
+def _glob_to_like(glob: str) -> str:
+    """``*`` and ``?`` as SQL LIKE wildcards; LIKE's own wildcards match literally."""
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
 def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
 
@@ -443,12 +449,25 @@ class SqlStore:
         return _memory(row) if row else None
 
     async def list_memory(
-        self, agent_id: str, scope: str | None, prefix: str, now: datetime, limit: int
+        self,
+        agent_id: str,
+        scope: str | None,
+        prefix: str,
+        now: datetime,
+        limit: int,
+        *,
+        glob: str | None = None,
     ) -> list[MemoryEntry]:
-        return await self._run(self._list_memory, agent_id, scope, prefix, now, limit)
+        return await self._run(self._list_memory, agent_id, scope, prefix, now, limit, glob)
 
     def _list_memory(
-        self, agent_id: str, scope: str | None, prefix: str, now: datetime, limit: int
+        self,
+        agent_id: str,
+        scope: str | None,
+        prefix: str,
+        now: datetime,
+        limit: int,
+        glob: str | None,
     ) -> list[MemoryEntry]:
         col = agent_memory.c
         statement = sa.select(agent_memory).where(col.agent_id == agent_id, _not_expired(now))
@@ -456,6 +475,8 @@ class SqlStore:
             statement = statement.where(col.scope == scope)
         if prefix:
             statement = statement.where(col.key.startswith(prefix, autoescape=True))
+        if glob is not None:
+            statement = statement.where(col.key.like(_glob_to_like(glob), escape="\\"))
         statement = statement.order_by(col.scope, col.key).limit(limit)
         with self._read() as conn:
             return [_memory(row) for row in conn.execute(statement)]

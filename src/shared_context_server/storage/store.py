@@ -97,8 +97,19 @@ class Store(Protocol):
         self, agent_id: str, scope: str, key: str, now: datetime
     ) -> MemoryEntry | None: ...
     async def list_memory(
-        self, agent_id: str, scope: str | None, prefix: str, now: datetime, limit: int
-    ) -> list[MemoryEntry]: ...
+        self,
+        agent_id: str,
+        scope: str | None,
+        prefix: str,
+        now: datetime,
+        limit: int,
+        *,
+        glob: str | None = None,
+    ) -> list[MemoryEntry]:
+        """Unexpired entries whose key starts with ``prefix`` and, if given, matches
+        ``glob`` (``*`` any run of characters, ``?`` one character)."""
+        ...
+
     async def delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool: ...
     async def purge_expired_memory(self, now: datetime) -> int: ...
 
