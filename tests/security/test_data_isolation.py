@@ -85,3 +85,26 @@ async def test_arguments_cannot_impersonate_another_agent(app: App, tokens: dict
             ("create_session", {"purpose": "p", "created_by": "alice"}),
         ]:
             assert (await fails(bob, tool, **args))["code"] == "INVALID_INPUT", tool
+
+
+async def test_a_shared_connection_filters_each_subscription_by_who_made_it(
+    app: App, tokens: dict[str, str]
+) -> None:
+    """Sub-agents share their orchestrator's connection with their own auth_token; a later
+    caller on the connection must not widen what an earlier subscription hears."""
+    heard = Heard()
+    async with connect_client(app, tokens["carol"], message_handler=heard) as shared:
+        session_id = (await ok(shared, "create_session", purpose="p"))["session"]["id"]
+        await shared.subscribe_resource(f"session://{session_id}")
+        await ok(
+            shared,
+            "add_message",
+            session_id=session_id,
+            content="for claude agents",
+            visibility="agent_only",
+            auth_token=tokens["alice"],
+        )
+        await settle()
+        assert heard.updated == []
+        await ok(shared, "add_message", session_id=session_id, content="for all")
+        await heard.wait_for(lambda: heard.updated == [f"session://{session_id}"])

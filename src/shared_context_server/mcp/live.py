@@ -60,11 +60,15 @@ LIST_CHANGED = "notifications/resources/list_changed"
 
 @dataclass(eq=False)
 class _Connection:
-    """A 2025-era connection: who it is and which session URIs it watches."""
+    """A 2025-era connection: who last called on it, and what it watches as whom.
+
+    Several agents may share one connection (sub-agents passing their own ``auth_token``),
+    so each subscription keeps the identity that made it and is filtered by that one.
+    """
 
     connection: weakref.ref[Connection]
     principal: Principal
-    uris: set[str] = field(default_factory=set)
+    watching: dict[str, Principal] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -112,19 +116,17 @@ class LiveUpdates:
             known.principal = principal
         return known
 
-    async def _authorise(self, ctx: ServerRequestContext[Any, Any], uri: str) -> Principal:
-        """Who may watch ``uri``: a reader of the session for ``session://``.
+    async def _authorise(self, principal: Principal, uri: str) -> None:
+        """May ``principal`` watch ``uri``? For ``session://``, readers of that session may.
 
         Our memory resource changes only by its owner's own calls, so it cannot be watched.
         A URI this server does not serve is accepted, as the protocol expects, and never fires.
         """
-        principal = await self._identity.resolve(None, ctx.request)
         session_id = parse_session_uri(uri)
         if session_id is not None:
             await self._sessions.get(principal, session_id)
         elif parse_memory_uri(uri) is not None:
             raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
-        return principal
 
     # 2025-11-25 -------------------------------------------------------------------------
 
@@ -133,13 +135,14 @@ class LiveUpdates:
     ) -> EmptyResult:
         uri = str(params.uri)
         try:
-            principal = await self._authorise(ctx, uri)
+            principal = await self._identity.resolve(None, ctx.request)
+            await self._authorise(principal, uri)
         except DomainError as exc:
             raise rpc_error(exc, uri=uri) from exc
         known = self.remember(ctx.session, principal)
         if known is None:
             raise MCPError(INVALID_REQUEST, "this connection cannot receive notifications")
-        known.uris.add(uri)
+        known.watching[uri] = principal
         return EmptyResult()
 
     async def unsubscribe(
@@ -147,7 +150,7 @@ class LiveUpdates:
     ) -> EmptyResult:
         known = self._connections.get(id(ctx.session._connection))
         if known is not None:
-            known.uris.discard(str(params.uri))
+            known.watching.pop(str(params.uri), None)
         return EmptyResult()
 
     # 2026-07-28 -------------------------------------------------------------------------
@@ -163,7 +166,7 @@ class LiveUpdates:
         try:
             principal = await self._identity.resolve(None, ctx.request)
             for uri in uris:
-                await self._authorise(ctx, uri)
+                await self._authorise(principal, uri)
         except DomainError as exc:
             raise rpc_error(exc) from exc
         honored = SubscriptionFilter(
@@ -200,11 +203,12 @@ class LiveUpdates:
         list_changed = event.kind is EventKind.SESSION_CREATED
         for known in list(self._connections.values()):
             connection = known.connection()
-            if connection is None or not can_hear(known.principal, event):
+            if connection is None:
                 continue
-            if uri in known.uris:
+            watcher = known.watching.get(uri)
+            if watcher is not None and can_hear(watcher, event):
                 self._spawn(connection.outbound.notify(UPDATED, {"uri": uri}))
-            if list_changed:
+            if list_changed and can_hear(known.principal, event):
                 self._spawn(connection.outbound.notify(LIST_CHANGED, None))
         for listen in list(self._listens):
             if not can_hear(listen.principal, event):
