@@ -20,7 +20,8 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> sa.Engine:
 
 def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the directory holds the data and, by default, the secrets.
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
