@@ -6,10 +6,11 @@ waits on disk or on another process's lock.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import sqlalchemy as sa
@@ -50,6 +51,7 @@ from shared_context_server.storage.tables import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def visible_to(scope: ReadScope) -> sa.ColumnElement[bool]:
@@ -142,6 +144,17 @@ def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
 
 
+def threaded(
+    method: Callable[Concatenate[SqlStore, P], T],
+) -> Callable[Concatenate[SqlStore, P], Coroutine[Any, Any, T]]:
+    """Run a blocking store method (one transaction) on a worker thread."""
+
+    async def run(self: SqlStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(functools.partial(method, self, *args, **kwargs))
+
+    return run
+
+
 class SqlStore:
     def __init__(self, engine: sa.Engine, *, max_threads: int = 8) -> None:
         self.engine = engine
@@ -153,9 +166,9 @@ class SqlStore:
     async def close(self) -> None:
         self.engine.dispose()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, fn: Callable[[], T]) -> T:
         try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
         except sa.exc.IntegrityError as exc:
             # A constraint the specific checks did not foresee (a duplicate id, say):
             # a clear domain error, never a raw database one.
@@ -201,10 +214,8 @@ class SqlStore:
 
     # sessions ---------------------------------------------------------------------------
 
-    async def create_session(self, session: Session) -> tuple[Session, ChangeEvent]:
-        return await self._run(self._create_session, session)
-
-    def _create_session(self, session: Session) -> tuple[Session, ChangeEvent]:
+    @threaded
+    def create_session(self, session: Session) -> tuple[Session, ChangeEvent]:
         with self._write() as conn:
             conn.execute(
                 sa.insert(sessions).values(
@@ -223,18 +234,14 @@ class SqlStore:
             )
         return session, event
 
-    async def get_session(self, session_id: str) -> Session | None:
-        return await self._run(self._get_session, session_id)
-
-    def _get_session(self, session_id: str) -> Session | None:
+    @threaded
+    def get_session(self, session_id: str) -> Session | None:
         with self._read() as conn:
             row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
         return _session(row) if row else None
 
-    async def list_sessions(self, query: SessionQuery) -> list[Session]:
-        return await self._run(self._list_sessions, query)
-
-    def _list_sessions(self, query: SessionQuery) -> list[Session]:
+    @threaded
+    def list_sessions(self, query: SessionQuery) -> list[Session]:
         statement = sa.select(sessions)
         if query.status:
             statement = statement.where(sessions.c.status == query.status.value)
@@ -253,12 +260,8 @@ class SqlStore:
         with self._read() as conn:
             return [_session(row) for row in conn.execute(statement)]
 
-    async def update_session(
-        self, session_id: str, changes: SessionChanges, agent_id: str, now: datetime
-    ) -> tuple[Session, ChangeEvent]:
-        return await self._run(self._update_session, session_id, changes, agent_id, now)
-
-    def _update_session(
+    @threaded
+    def update_session(
         self, session_id: str, changes: SessionChanges, agent_id: str, now: datetime
     ) -> tuple[Session, ChangeEvent]:
         values: dict[str, Any] = {"updated_at": now, "last_activity_at": now}
@@ -278,10 +281,8 @@ class SqlStore:
             row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).one()
         return _session(row), event
 
-    async def archive_inactive_sessions(self, before: datetime, now: datetime) -> list[ChangeEvent]:
-        return await self._run(self._archive_inactive_sessions, before, now)
-
-    def _archive_inactive_sessions(self, before: datetime, now: datetime) -> list[ChangeEvent]:
+    @threaded
+    def archive_inactive_sessions(self, before: datetime, now: datetime) -> list[ChangeEvent]:
         with self._write() as conn:
             stale = [
                 row.id
@@ -305,10 +306,8 @@ class SqlStore:
 
     # messages ---------------------------------------------------------------------------
 
-    async def add_message(self, message: NewMessage, now: datetime) -> tuple[Message, ChangeEvent]:
-        return await self._run(self._add_message, message, now)
-
-    def _add_message(self, new: NewMessage, now: datetime) -> tuple[Message, ChangeEvent]:
+    @threaded
+    def add_message(self, new: NewMessage, now: datetime) -> tuple[Message, ChangeEvent]:
         with self._write() as conn:
             touched = conn.execute(
                 sa.update(sessions)
@@ -358,18 +357,14 @@ class SqlStore:
             )
         return message, event
 
-    async def get_message(self, message_id: int) -> Message | None:
-        return await self._run(self._get_message, message_id)
-
-    def _get_message(self, message_id: int) -> Message | None:
+    @threaded
+    def get_message(self, message_id: int) -> Message | None:
         with self._read() as conn:
             row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
         return _message(row) if row else None
 
-    async def list_messages(self, query: MessageQuery) -> list[Message]:
-        return await self._run(self._list_messages, query)
-
-    def _list_messages(self, q: MessageQuery) -> list[Message]:
+    @threaded
+    def list_messages(self, q: MessageQuery) -> list[Message]:
         col = messages.c
         statement = sa.select(messages).where(col.session_id == q.session_id, visible_to(q.scope))
         if q.after_id is not None:
@@ -391,10 +386,8 @@ class SqlStore:
 
     # memory -----------------------------------------------------------------------------
 
-    async def set_memory(self, write: MemoryWrite, now: datetime) -> MemoryEntry:
-        return await self._run(self._set_memory, write, now)
-
-    def _set_memory(self, w: MemoryWrite, now: datetime) -> MemoryEntry:
+    @threaded
+    def set_memory(self, w: MemoryWrite, now: datetime) -> MemoryEntry:
         col = agent_memory.c
         where = (col.agent_id == w.agent_id, col.scope == w.scope, col.key == w.key)
         values = {
@@ -434,12 +427,8 @@ class SqlStore:
             row = conn.execute(sa.select(agent_memory).where(*where)).one()
         return _memory(row)
 
-    async def get_memory(
-        self, agent_id: str, scope: str, key: str, now: datetime
-    ) -> MemoryEntry | None:
-        return await self._run(self._get_memory, agent_id, scope, key, now)
-
-    def _get_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> MemoryEntry | None:
+    @threaded
+    def get_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> MemoryEntry | None:
         col = agent_memory.c
         statement = sa.select(agent_memory).where(
             col.agent_id == agent_id, col.scope == scope, col.key == key, _not_expired(now)
@@ -448,7 +437,8 @@ class SqlStore:
             row = conn.execute(statement).first()
         return _memory(row) if row else None
 
-    async def list_memory(
+    @threaded
+    def list_memory(
         self,
         agent_id: str,
         scope: str | None,
@@ -457,17 +447,6 @@ class SqlStore:
         limit: int,
         *,
         glob: str | None = None,
-    ) -> list[MemoryEntry]:
-        return await self._run(self._list_memory, agent_id, scope, prefix, now, limit, glob)
-
-    def _list_memory(
-        self,
-        agent_id: str,
-        scope: str | None,
-        prefix: str,
-        now: datetime,
-        limit: int,
-        glob: str | None,
     ) -> list[MemoryEntry]:
         col = agent_memory.c
         statement = sa.select(agent_memory).where(col.agent_id == agent_id, _not_expired(now))
@@ -481,10 +460,8 @@ class SqlStore:
         with self._read() as conn:
             return [_memory(row) for row in conn.execute(statement)]
 
-    async def delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool:
-        return await self._run(self._delete_memory, agent_id, scope, key, now)
-
-    def _delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool:
+    @threaded
+    def delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool:
         col = agent_memory.c
         with self._write() as conn:
             result = conn.execute(
@@ -494,10 +471,8 @@ class SqlStore:
             )
         return bool(result.rowcount)
 
-    async def purge_expired_memory(self, now: datetime) -> int:
-        return await self._run(self._purge_expired_memory, now)
-
-    def _purge_expired_memory(self, now: datetime) -> int:
+    @threaded
+    def purge_expired_memory(self, now: datetime) -> int:
         col = agent_memory.c
         with self._write() as conn:
             result = conn.execute(
@@ -508,17 +483,8 @@ class SqlStore:
 
     # identity ---------------------------------------------------------------------------
 
-    async def create_api_key(
-        self,
-        key_id: str,
-        name: str,
-        key_hash: str,
-        permissions: frozenset[Permission],
-        now: datetime,
-    ) -> ApiKey:
-        return await self._run(self._create_api_key, key_id, name, key_hash, permissions, now)
-
-    def _create_api_key(
+    @threaded
+    def create_api_key(
         self,
         key_id: str,
         name: str,
@@ -541,28 +507,22 @@ class SqlStore:
                 raise ConflictError(f"an API key named {name!r} exists", name=name)
         return ApiKey(id=key_id, name=name, permissions=permissions, created_at=now)
 
-    async def find_api_key(self, key_hash: str) -> ApiKey | None:
-        return await self._run(self._find_api_key, key_hash)
-
-    def _find_api_key(self, key_hash: str) -> ApiKey | None:
+    @threaded
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
         with self._read() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
         return _api_key(row) if row else None
 
-    async def list_api_keys(self) -> list[ApiKey]:
-        return await self._run(self._list_api_keys)
-
-    def _list_api_keys(self) -> list[ApiKey]:
+    @threaded
+    def list_api_keys(self) -> list[ApiKey]:
         with self._read() as conn:
             rows = conn.execute(
                 sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.name)
             )
             return [_api_key(row) for row in rows]
 
-    async def revoke_api_key(self, name: str, now: datetime) -> bool:
-        return await self._run(self._revoke_api_key, name, now)
-
-    def _revoke_api_key(self, name: str, now: datetime) -> bool:
+    @threaded
+    def revoke_api_key(self, name: str, now: datetime) -> bool:
         with self._write() as conn:
             result = conn.execute(
                 sa.update(api_keys)
@@ -571,30 +531,24 @@ class SqlStore:
             )
         return bool(result.rowcount)
 
-    async def revoke_token(self, jti: str, expires_at: datetime) -> None:
-        await self._run(self._revoke_token, jti, expires_at)
-
-    def _revoke_token(self, jti: str, expires_at: datetime) -> None:
+    @threaded
+    def revoke_token(self, jti: str, expires_at: datetime) -> None:
         values = {"jti": jti, "expires_at": expires_at}
         with self._write() as conn:
             conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, revoked_tokens, values, ("jti",))
             )
 
-    async def is_token_revoked(self, jti: str) -> bool:
-        return await self._run(self._is_token_revoked, jti)
-
-    def _is_token_revoked(self, jti: str) -> bool:
+    @threaded
+    def is_token_revoked(self, jti: str) -> bool:
         statement = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
         with self._read() as conn:
             return conn.execute(statement).first() is not None
 
     # change feed ------------------------------------------------------------------------
 
-    async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]:
-        return await self._run(self._read_feed, after_id, limit)
-
-    def _read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]:
+    @threaded
+    def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]:
         statement = (
             sa.select(change_feed)
             .where(change_feed.c.id > after_id)
@@ -604,9 +558,7 @@ class SqlStore:
         with self._read() as conn:
             return [_feed_event(row) for row in conn.execute(statement)]
 
-    async def latest_feed_id(self) -> int:
-        return await self._run(self._latest_feed_id)
-
-    def _latest_feed_id(self) -> int:
+    @threaded
+    def latest_feed_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(change_feed.c.id))).scalar() or 0)
