@@ -1,0 +1,188 @@
+"""What every part of the SQL store shares: connections, worker threads, row mapping,
+the visibility rule in SQL, and change-feed rows."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import anyio
+import sqlalchemy as sa
+
+from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.models import (
+    ApiKey,
+    MemoryEntry,
+    Message,
+    Permission,
+    Session,
+    SessionStatus,
+    Visibility,
+)
+from shared_context_server.errors import (
+    ConflictError,
+)
+from shared_context_server.storage.engine import read_options
+from shared_context_server.storage.tables import (
+    change_feed,
+    messages,
+)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+S = TypeVar("S", bound="SqlBase")
+
+
+def visible_to(scope: ReadScope) -> sa.ColumnElement[bool]:
+    """``ReadScope`` compiled to SQL; must agree with ``ReadScope.allows`` (tested)."""
+    col = messages.c
+    clauses: list[sa.ColumnElement[bool]] = [
+        col.visibility == Visibility.PUBLIC.value,
+        sa.and_(col.visibility == Visibility.AGENT_ONLY.value, col.sender_type == scope.agent_type),
+    ]
+    if scope.include_private:
+        clauses.append(
+            sa.and_(col.visibility == Visibility.PRIVATE.value, col.sender == scope.agent_id)
+        )
+    if scope.admin:
+        clauses.append(col.visibility == Visibility.ADMIN_ONLY.value)
+    return sa.or_(*clauses)
+
+
+def session_of(row: sa.Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        purpose=row.purpose,
+        created_by=row.created_by,
+        status=SessionStatus(row.status),
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_activity_at=row.last_activity_at,
+    )
+
+
+def message_of(row: sa.Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        session_id=row.session_id,
+        sender=row.sender,
+        sender_type=row.sender_type,
+        content=row.content,
+        metadata=row.metadata,
+        message_type=row.message_type,
+        visibility=Visibility(row.visibility),
+        parent_message_id=row.parent_message_id,
+        created_at=row.created_at,
+    )
+
+
+def memory_of(row: sa.Row[Any]) -> MemoryEntry:
+    return MemoryEntry(
+        agent_id=row.agent_id,
+        session_id=row.scope or None,
+        key=row.key,
+        value=row.value,
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+    )
+
+
+def api_key_of(row: sa.Row[Any]) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        permissions=frozenset(Permission(p) for p in row.permissions),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def feed_event_of(row: sa.Row[Any]) -> ChangeEvent:
+    return ChangeEvent(
+        id=row.id,
+        kind=EventKind(row.kind),
+        session_id=row.session_id,
+        agent_id=row.agent_id,
+        message_id=row.message_id,
+        sender_type=row.sender_type,
+        visibility=Visibility(row.visibility) if row.visibility else None,
+        origin=row.origin,
+    )
+
+
+def threaded(
+    method: Callable[Concatenate[S, P], T],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Run a blocking store method (one transaction) on a worker thread."""
+
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(functools.partial(method, self, *args, **kwargs))
+
+    return run
+
+
+class SqlBase:
+    """Connections, threads and the change feed shared by every table group."""
+
+    def __init__(self, engine: sa.Engine, *, max_threads: int = 8) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.origin = uuid.uuid4().hex
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._read_options = read_options(engine)
+
+    async def close(self) -> None:
+        self.engine.dispose()
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        except sa.exc.IntegrityError as exc:
+            # A constraint the specific checks did not foresee (a duplicate id, say):
+            # a clear domain error, never a raw database one.
+            raise ConflictError("the change conflicts with data already stored") from exc
+
+    def _write(self) -> Any:
+        return self.engine.begin()
+
+    def _read(self) -> Any:
+        return self.engine.connect().execution_options(**self._read_options)
+
+    def _feed(
+        self,
+        conn: sa.Connection,
+        kind: EventKind,
+        session_id: str,
+        agent_id: str,
+        now: datetime,
+        message: Message | None = None,
+    ) -> ChangeEvent:
+        values = {
+            "kind": kind.value,
+            "session_id": session_id,
+            "agent_id": agent_id,
+            "message_id": message.id if message else None,
+            "sender_type": message.sender_type if message else None,
+            "visibility": message.visibility.value if message else None,
+            "origin": self.origin,
+            "created_at": now,
+        }
+        key = conn.execute(sa.insert(change_feed).values(values)).inserted_primary_key
+        assert key is not None
+        return ChangeEvent(
+            id=key[0],
+            kind=kind,
+            session_id=session_id,
+            agent_id=agent_id,
+            message_id=message.id if message else None,
+            sender_type=message.sender_type if message else None,
+            visibility=message.visibility if message else None,
+            origin=self.origin,
+        )

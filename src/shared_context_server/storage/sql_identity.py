@@ -1,0 +1,89 @@
+"""API keys and revoked tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from shared_context_server.domain.models import (
+    ApiKey,
+    Permission,
+)
+from shared_context_server.errors import (
+    ConflictError,
+)
+from shared_context_server.storage import dialects
+from shared_context_server.storage.sql_base import (
+    SqlBase,
+    api_key_of,
+    threaded,
+)
+from shared_context_server.storage.tables import (
+    api_keys,
+    revoked_tokens,
+)
+
+
+class IdentityRows(SqlBase):
+    @threaded
+    def create_api_key(
+        self,
+        key_id: str,
+        name: str,
+        key_hash: str,
+        permissions: frozenset[Permission],
+        now: datetime,
+    ) -> ApiKey:
+        values = {
+            "id": key_id,
+            "name": name,
+            "key_hash": key_hash,
+            "permissions": sorted(p.value for p in permissions),
+            "created_at": now,
+        }
+        with self._write() as conn:
+            inserted = conn.execute(
+                dialects.insert_ignoring_conflict(self.dialect, api_keys, values, ("name",))
+            )
+            if inserted.first() is None:
+                raise ConflictError(f"an API key named {name!r} exists", name=name)
+        return ApiKey(id=key_id, name=name, permissions=permissions, created_at=now)
+
+    @threaded
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        return api_key_of(row) if row else None
+
+    @threaded
+    def list_api_keys(self) -> list[ApiKey]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.name)
+            )
+            return [api_key_of(row) for row in rows]
+
+    @threaded
+    def revoke_api_key(self, name: str, now: datetime) -> bool:
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return bool(result.rowcount)
+
+    @threaded
+    def revoke_token(self, jti: str, expires_at: datetime) -> None:
+        values = {"jti": jti, "expires_at": expires_at}
+        with self._write() as conn:
+            conn.execute(
+                dialects.insert_ignoring_conflict(self.dialect, revoked_tokens, values, ("jti",))
+            )
+
+    @threaded
+    def is_token_revoked(self, jti: str) -> bool:
+        statement = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
+        with self._read() as conn:
+            return conn.execute(statement).first() is not None

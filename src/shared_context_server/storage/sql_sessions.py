@@ -1,0 +1,122 @@
+"""Sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.models import (
+    Session,
+    SessionStatus,
+)
+from shared_context_server.errors import (
+    SessionNotFoundError,
+)
+from shared_context_server.storage.sql_base import (
+    SqlBase,
+    session_of,
+    threaded,
+)
+from shared_context_server.storage.store import (
+    SessionChanges,
+    SessionQuery,
+)
+from shared_context_server.storage.tables import (
+    messages,
+    sessions,
+)
+
+
+class SessionRows(SqlBase):
+    @threaded
+    def create_session(self, session: Session) -> tuple[Session, ChangeEvent]:
+        with self._write() as conn:
+            conn.execute(
+                sa.insert(sessions).values(
+                    id=session.id,
+                    purpose=session.purpose,
+                    created_by=session.created_by,
+                    status=session.status.value,
+                    metadata=session.metadata,
+                    created_at=session.created_at,
+                    updated_at=session.updated_at,
+                    last_activity_at=session.last_activity_at,
+                )
+            )
+            event = self._feed(
+                conn, EventKind.SESSION_CREATED, session.id, session.created_by, session.created_at
+            )
+        return session, event
+
+    @threaded
+    def get_session(self, session_id: str) -> Session | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+        return session_of(row) if row else None
+
+    @threaded
+    def list_sessions(self, query: SessionQuery) -> list[Session]:
+        statement = sa.select(sessions)
+        if query.status:
+            statement = statement.where(sessions.c.status == query.status.value)
+        if query.created_by:
+            statement = statement.where(sessions.c.created_by == query.created_by)
+        if query.involving:
+            posted = sa.select(messages.c.session_id).where(messages.c.sender == query.involving)
+            statement = statement.where(
+                sa.or_(sessions.c.created_by == query.involving, sessions.c.id.in_(posted))
+            )
+        statement = (
+            statement.order_by(sessions.c.last_activity_at.desc(), sessions.c.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self._read() as conn:
+            return [session_of(row) for row in conn.execute(statement)]
+
+    @threaded
+    def update_session(
+        self, session_id: str, changes: SessionChanges, agent_id: str, now: datetime
+    ) -> tuple[Session, ChangeEvent]:
+        values: dict[str, Any] = {"updated_at": now, "last_activity_at": now}
+        if changes.status is not None:
+            values["status"] = changes.status.value
+        if changes.purpose is not None:
+            values["purpose"] = changes.purpose
+        if changes.metadata is not None:
+            values["metadata"] = changes.metadata
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(sessions).where(sessions.c.id == session_id).values(values)
+            )
+            if result.rowcount == 0:
+                raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+            event = self._feed(conn, EventKind.SESSION_UPDATED, session_id, agent_id, now)
+            row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).one()
+        return session_of(row), event
+
+    @threaded
+    def archive_inactive_sessions(self, before: datetime, now: datetime) -> list[ChangeEvent]:
+        with self._write() as conn:
+            stale = [
+                row.id
+                for row in conn.execute(
+                    sa.select(sessions.c.id).where(
+                        sessions.c.status != SessionStatus.ARCHIVED.value,
+                        sessions.c.last_activity_at < before,
+                    )
+                )
+            ]
+            if stale:
+                conn.execute(
+                    sa.update(sessions)
+                    .where(sessions.c.id.in_(stale))
+                    .values(status=SessionStatus.ARCHIVED.value, updated_at=now)
+                )
+            return [
+                self._feed(conn, EventKind.SESSION_UPDATED, session_id, "system", now)
+                for session_id in stale
+            ]
