@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 
 from shared_context_server.clock import Clock
+from shared_context_server.domain.audit import AuditEvent, audit, system_audit
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import ApiKey, Permission
 from shared_context_server.domain.principal import Principal
@@ -84,8 +85,19 @@ class AuthService:
         if not permissions:
             raise InvalidInputError("an API key needs at least one permission", field="permissions")
         plain = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock.now()
         record = await self._store.create_api_key(
-            uuid.uuid4().hex[:16], name, hash_api_key(plain), permissions, self._clock.now()
+            uuid.uuid4().hex[:16],
+            name,
+            hash_api_key(plain),
+            permissions,
+            now,
+            audit=system_audit(
+                "api_key.created",
+                now,
+                target=name,
+                permissions=sorted(p.value for p in permissions),
+            ),
         )
         return record, plain
 
@@ -93,7 +105,10 @@ class AuthService:
         return await self._store.list_api_keys()
 
     async def revoke_api_key(self, name: str) -> bool:
-        return await self._store.revoke_api_key(name, self._clock.now())
+        now = self._clock.now()
+        return await self._store.revoke_api_key(
+            name, now, audit=system_audit("api_key.revoked", now, target=name)
+        )
 
     async def verify_api_key(self, key: str) -> ApiKey:
         record = await self._store.find_api_key(hash_api_key(key))
@@ -112,7 +127,15 @@ class AuthService:
     ) -> IssuedToken:
         check_agent_id(agent_id)
         check_agent_id(agent_type, "agent_type")
-        record = await self.verify_api_key(api_key)
+        now = self._clock.now()
+        try:
+            record = await self.verify_api_key(api_key)
+        except AuthFailedError:
+            failed = AuditEvent(
+                "auth.failed", agent_id, agent_type, now, metadata={"via": "api_key"}
+            )
+            await self._store.append_audit(failed)
+            raise
         wanted = requested if requested is not None else DEFAULT_PERMISSIONS
         granted = wanted & record.permissions
         if not granted:
@@ -122,6 +145,16 @@ class AuthService:
             )
         principal = Principal(agent_id, agent_type, granted)
         token, expires_at = self.issue_token(principal)
+        await self._store.append_audit(
+            audit(
+                principal,
+                "auth.token_issued",
+                now,
+                target=record.name,
+                permissions=sorted(p.value for p in granted),
+                denied=sorted(p.value for p in wanted - granted),
+            )
+        )
         return IssuedToken(token, principal, expires_at, wanted - granted)
 
     def issue_token(self, principal: Principal) -> tuple[str, datetime]:
@@ -196,15 +229,17 @@ class AuthService:
         An expired token cannot be refreshed: the agent authenticates again with its key.
         """
         principal = await self.verify_token(token)
-        await self.revoke(token)
+        await self.revoke(token, audit(principal, "auth.token_refreshed", self._clock.now()))
         new_token, expires_at = self.issue_token(principal)
         return IssuedToken(new_token, principal, expires_at, frozenset())
 
-    async def revoke(self, token: str) -> None:
+    async def revoke(self, token: str, event: AuditEvent | None = None) -> None:
         claims = self._decode(token)
         self._verified.pop(token, None)
         await self._store.revoke_token(
-            claims["jti"], datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=1)
+            claims["jti"],
+            datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=1),
+            audit=event,
         )
 
     # credentials ------------------------------------------------------------------------

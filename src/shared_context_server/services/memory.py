@@ -8,6 +8,7 @@ from typing import Any
 from shared_context_server.clock import Clock
 from shared_context_server.config import Limits
 from shared_context_server.domain.access import require
+from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_json, check_key, check_metadata, check_page
 from shared_context_server.domain.models import MemoryEntry, Permission
 from shared_context_server.domain.principal import Principal
@@ -70,7 +71,18 @@ class MemoryService:
             expires_at=expires_at,
             overwrite=overwrite,
         )
-        return await self._store.set_memory(write, now)
+        return await self._store.set_memory(
+            write,
+            now,
+            audit=audit(
+                principal,
+                "memory.set",
+                now,
+                session_id=session_id,
+                target=key,
+                expires_at=expires_at.isoformat() if expires_at else None,
+            ),
+        )
 
     async def get(
         self, principal: Principal, key: str, *, session_id: str | None = None
@@ -116,8 +128,13 @@ class MemoryService:
     ) -> None:
         require(principal, Permission.WRITE)
         check_key(self._limits, key)
+        now = self._clock.now()
         deleted = await self._store.delete_memory(
-            principal.agent_id, _scope(session_id), key, self._clock.now()
+            principal.agent_id,
+            _scope(session_id),
+            key,
+            now,
+            audit=audit(principal, "memory.deleted", now, session_id=session_id, target=key),
         )
         if not deleted:
             raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)

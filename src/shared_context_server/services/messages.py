@@ -14,6 +14,7 @@ from shared_context_server.domain.access import (
     require,
     require_can_post,
 )
+from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import (
     check_agent_id,
     check_content,
@@ -99,7 +100,20 @@ class MessageService:
                     f"no message {parent_message_id} to reply to",
                     parent_message_id=parent_message_id,
                 )
-        message, event = await self._store.add_message(new, self._clock.now())
+        now = self._clock.now()
+        message, event = await self._store.add_message(
+            new,
+            now,
+            audit=audit(
+                principal,
+                "message.added",
+                now,
+                session_id=session_id,
+                visibility=visibility.value,
+                message_type=new.message_type,
+                parent_message_id=parent_message_id,
+            ),
+        )
         self._bus.publish(event)
         return message
 

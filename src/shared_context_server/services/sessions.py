@@ -8,6 +8,7 @@ from typing import Any
 from shared_context_server.clock import Clock
 from shared_context_server.config import Limits
 from shared_context_server.domain.access import require
+from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_metadata, check_page
 from shared_context_server.domain.models import Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
@@ -58,7 +59,12 @@ class SessionService:
             updated_at=now,
             last_activity_at=now,
         )
-        session, event = await self._store.create_session(session)
+        session, event = await self._store.create_session(
+            session,
+            audit=audit(
+                principal, "session.created", now, session_id=session.id, target=session.id
+            ),
+        )
         self._bus.publish(event)
         return session
 
@@ -114,8 +120,26 @@ class SessionService:
             purpose=self._check_purpose(purpose) if purpose is not None else None,
             metadata=check_metadata(self._limits, metadata) if metadata is not None else None,
         )
+        now = self._clock.now()
+        changed = {
+            name: value
+            for name, value in (("status", status), ("purpose", purpose), ("metadata", metadata))
+            if value is not None
+        }
         updated, event = await self._store.update_session(
-            session_id, changes, principal.agent_id, self._clock.now()
+            session_id,
+            changes,
+            principal.agent_id,
+            now,
+            audit=audit(
+                principal,
+                "session.updated",
+                now,
+                session_id=session_id,
+                target=session_id,
+                changed=sorted(changed),
+                status=status.value if status else None,
+            ),
         )
         self._bus.publish(event)
         return updated

@@ -48,3 +48,13 @@ def serialise_migrations(connection: sa.Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+
+
+AUDIT_LOCK_ID = 0x5C5_0002
+
+
+def serialise_audit(connection: sa.Connection) -> None:
+    """Audit appends take turns so the hash chain has one next link. SQLite's write
+    transaction already excludes other writers; PostgreSQL takes an advisory lock."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_ID)))

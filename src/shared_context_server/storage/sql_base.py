@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -13,6 +14,7 @@ import anyio
 import sqlalchemy as sa
 
 from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.audit import GENESIS_HASH, AuditEvent, record_hash
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import (
     ApiKey,
@@ -26,8 +28,10 @@ from shared_context_server.domain.models import (
 from shared_context_server.errors import (
     ConflictError,
 )
+from shared_context_server.storage import dialects
 from shared_context_server.storage.engine import read_options
 from shared_context_server.storage.tables import (
+    audit_log,
     change_feed,
     messages,
 )
@@ -149,8 +153,37 @@ class SqlBase:
             # a clear domain error, never a raw database one.
             raise ConflictError("the change conflicts with data already stored") from exc
 
-    def _write(self) -> Any:
-        return self.engine.begin()
+    @contextmanager
+    def _write(self, audit: AuditEvent | None = None) -> Iterator[sa.Connection]:
+        """A write transaction; ``audit`` is appended to the audit trail inside it."""
+        with self.engine.begin() as conn:
+            yield conn
+            if audit is not None:
+                self._append_audit(conn, audit)
+
+    def _append_audit(self, conn: sa.Connection, event: AuditEvent) -> None:
+        """Chain ``event`` onto the audit trail. Appends take turns (SQLite's write lock,
+        PostgreSQL's advisory lock), so each record links to the one before it."""
+        dialects.serialise_audit(conn)
+        last = conn.execute(
+            sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+        ).first()
+        prev_hash = last.hash if last else GENESIS_HASH
+        record_id = last.id + 1 if last else 1
+        conn.execute(
+            sa.insert(audit_log).values(
+                id=record_id,
+                event_type=event.event_type,
+                agent_id=event.agent_id,
+                agent_type=event.agent_type,
+                session_id=event.session_id,
+                target=event.target,
+                metadata=event.metadata,
+                created_at=event.at,
+                prev_hash=prev_hash,
+                hash=record_hash(record_id, event, prev_hash),
+            )
+        )
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**self._read_options)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.models import (
     ApiKey,
     Permission,
@@ -34,6 +35,8 @@ class IdentityRows(SqlBase):
         key_hash: str,
         permissions: frozenset[Permission],
         now: datetime,
+        *,
+        audit: AuditEvent | None = None,
     ) -> ApiKey:
         values = {
             "id": key_id,
@@ -42,7 +45,7 @@ class IdentityRows(SqlBase):
             "permissions": sorted(p.value for p in permissions),
             "created_at": now,
         }
-        with self._write() as conn:
+        with self._write(audit) as conn:
             inserted = conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, api_keys, values, ("name",))
             )
@@ -65,8 +68,8 @@ class IdentityRows(SqlBase):
             return [api_key_of(row) for row in rows]
 
     @threaded
-    def revoke_api_key(self, name: str, now: datetime) -> bool:
-        with self._write() as conn:
+    def revoke_api_key(self, name: str, now: datetime, *, audit: AuditEvent | None = None) -> bool:
+        with self._write(audit) as conn:
             result = conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
@@ -75,9 +78,11 @@ class IdentityRows(SqlBase):
         return bool(result.rowcount)
 
     @threaded
-    def revoke_token(self, jti: str, expires_at: datetime) -> None:
+    def revoke_token(
+        self, jti: str, expires_at: datetime, *, audit: AuditEvent | None = None
+    ) -> None:
         values = {"jti": jti, "expires_at": expires_at}
-        with self._write() as conn:
+        with self._write(audit) as conn:
             conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, revoked_tokens, values, ("jti",))
             )

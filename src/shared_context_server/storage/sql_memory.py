@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.audit import AuditEvent, system_audit
 from shared_context_server.domain.models import (
     MemoryEntry,
 )
@@ -41,7 +42,9 @@ def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
 
 class MemoryRows(SqlBase):
     @threaded
-    def set_memory(self, w: MemoryWrite, now: datetime) -> MemoryEntry:
+    def set_memory(
+        self, w: MemoryWrite, now: datetime, *, audit: AuditEvent | None = None
+    ) -> MemoryEntry:
         col = agent_memory.c
         where = (col.agent_id == w.agent_id, col.scope == w.scope, col.key == w.key)
         values = {
@@ -55,7 +58,7 @@ class MemoryRows(SqlBase):
             "expires_at": w.expires_at,
         }
         keys = ("agent_id", "scope", "key")
-        with self._write() as conn:
+        with self._write(audit) as conn:
             if (
                 w.scope
                 and not conn.execute(
@@ -115,9 +118,11 @@ class MemoryRows(SqlBase):
             return [memory_of(row) for row in conn.execute(statement)]
 
     @threaded
-    def delete_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> bool:
+    def delete_memory(
+        self, agent_id: str, scope: str, key: str, now: datetime, *, audit: AuditEvent | None = None
+    ) -> bool:
         col = agent_memory.c
-        with self._write() as conn:
+        with self._write(audit) as conn:
             result = conn.execute(
                 sa.delete(agent_memory).where(
                     col.agent_id == agent_id, col.scope == scope, col.key == key
@@ -133,4 +138,6 @@ class MemoryRows(SqlBase):
                 sa.delete(agent_memory).where(col.expires_at.is_not(None), col.expires_at <= now)
             )
             conn.execute(sa.delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))
+            if result.rowcount:
+                self._append_audit(conn, system_audit("memory.purged", now, count=result.rowcount))
         return int(result.rowcount)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import (
     Message,
@@ -32,7 +34,9 @@ from shared_context_server.storage.tables import (
 
 class MessageRows(SqlBase):
     @threaded
-    def add_message(self, new: NewMessage, now: datetime) -> tuple[Message, ChangeEvent]:
+    def add_message(
+        self, new: NewMessage, now: datetime, *, audit: AuditEvent | None = None
+    ) -> tuple[Message, ChangeEvent]:
         with self._write() as conn:
             touched = conn.execute(
                 sa.update(sessions)
@@ -80,6 +84,9 @@ class MessageRows(SqlBase):
             event = self._feed(
                 conn, EventKind.MESSAGE_ADDED, new.session_id, new.sender, now, message
             )
+            if audit is not None:
+                # The message's id is known only now.
+                self._append_audit(conn, replace(audit, target=str(message.id)))
         return message, event
 
     @threaded

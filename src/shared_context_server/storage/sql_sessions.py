@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.audit import AuditEvent, system_audit
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import (
     Session,
@@ -32,8 +33,10 @@ from shared_context_server.storage.tables import (
 
 class SessionRows(SqlBase):
     @threaded
-    def create_session(self, session: Session) -> tuple[Session, ChangeEvent]:
-        with self._write() as conn:
+    def create_session(
+        self, session: Session, *, audit: AuditEvent | None = None
+    ) -> tuple[Session, ChangeEvent]:
+        with self._write(audit) as conn:
             conn.execute(
                 sa.insert(sessions).values(
                     id=session.id,
@@ -79,7 +82,13 @@ class SessionRows(SqlBase):
 
     @threaded
     def update_session(
-        self, session_id: str, changes: SessionChanges, agent_id: str, now: datetime
+        self,
+        session_id: str,
+        changes: SessionChanges,
+        agent_id: str,
+        now: datetime,
+        *,
+        audit: AuditEvent | None = None,
     ) -> tuple[Session, ChangeEvent]:
         values: dict[str, Any] = {"updated_at": now, "last_activity_at": now}
         if changes.status is not None:
@@ -88,7 +97,7 @@ class SessionRows(SqlBase):
             values["purpose"] = changes.purpose
         if changes.metadata is not None:
             values["metadata"] = changes.metadata
-        with self._write() as conn:
+        with self._write(audit) as conn:
             result = conn.execute(
                 sa.update(sessions).where(sessions.c.id == session_id).values(values)
             )
@@ -116,7 +125,12 @@ class SessionRows(SqlBase):
                     .where(sessions.c.id.in_(stale))
                     .values(status=SessionStatus.ARCHIVED.value, updated_at=now)
                 )
-            return [
-                self._feed(conn, EventKind.SESSION_UPDATED, session_id, "system", now)
-                for session_id in stale
-            ]
+            events = []
+            for session_id in stale:
+                events.append(
+                    self._feed(conn, EventKind.SESSION_UPDATED, session_id, "system", now)
+                )
+                self._append_audit(
+                    conn, system_audit("session.archived", now, session_id=session_id)
+                )
+            return events

@@ -6,6 +6,7 @@ waits on disk or on another process's lock. One class per table group, combined 
 
 from __future__ import annotations
 
+from shared_context_server.storage.sql_audit import AuditRows
 from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_feed import FeedRows
 from shared_context_server.storage.sql_identity import IdentityRows
@@ -14,7 +15,7 @@ from shared_context_server.storage.sql_messages import MessageRows
 from shared_context_server.storage.sql_sessions import SessionRows
 
 
-class SqlStore(SessionRows, MessageRows, MemoryRows, IdentityRows, FeedRows):
+class SqlStore(SessionRows, MessageRows, MemoryRows, IdentityRows, FeedRows, AuditRows):
     pass
 
 

@@ -80,6 +80,8 @@ agent_memory = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=True),
+    # Bumped on every write, for optimistic concurrency (set_memory's expected_version).
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.UniqueConstraint("agent_id", "scope", "key", name="uq_agent_memory_key"),
     sa.Index("ix_agent_memory_expires", "expires_at"),
 )
@@ -115,4 +117,100 @@ change_feed = sa.Table(
     sa.Column("visibility", sa.String(16), nullable=True),
     sa.Column("origin", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Details of the change (old visibility, lock type, presence status...).
+    sa.Column("payload", sa.JSON, nullable=True),
+)
+
+# --- coordination (migration 0002) ---------------------------------------------------------
+
+# Append-only, hash-chained: each record carries the hash of the one before it.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(100), nullable=False),
+    sa.Column("agent_type", sa.String(100), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=True),
+    sa.Column("target", sa.String(255), nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_session", "session_id", "id"),
+    sa.Index("ix_audit_agent", "agent_id", "id"),
+    sa.Index("ix_audit_event_type", "event_type", "id"),
+    sa.Index("ix_audit_created", "created_at"),
+)
+
+# Presence: one row per agent, and one per agent and session it was active in.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("agent_id", sa.String(100), primary_key=True),
+    sa.Column("agent_type", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("first_seen", UtcDateTime, nullable=False),
+    sa.Index("ix_agents_last_seen", "last_seen"),
+)
+
+session_presence = sa.Table(
+    "session_presence",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(100), primary_key=True),
+    sa.Column("agent_type", sa.String(100), nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+)
+
+# Session locks: several rows for shared read locks, one for write/exclusive.
+session_locks = sa.Table(
+    "session_locks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id"), nullable=False),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("holder_type", sa.String(100), nullable=False),
+    sa.Column("lock_type", sa.String(16), nullable=False),
+    sa.Column("fencing_token", sa.BigInteger, nullable=False),
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_deadline", UtcDateTime, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Index("ix_session_locks_session", "session_id"),
+)
+
+# Named monotonic counters (the lock fencing token), bumped inside the granting transaction.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# A retried write with the same key returns the first result instead of writing twice.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("agent_id", sa.String(100), primary_key=True),
+    sa.Column("operation", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Tokens an orchestrator minted for its sub-agents, so it (or an admin) can revoke them.
+delegations = sa.Table(
+    "delegations",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("delegator", sa.String(100), nullable=False),
+    sa.Column("agent_id", sa.String(100), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("permissions", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Index("ix_delegations_delegator", "delegator"),
 )
