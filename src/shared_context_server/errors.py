@@ -123,3 +123,12 @@ class TokenAlgorithmError(DomainError):
 
 
 ALL_ERRORS += (TokenInvalidError, TokenAudienceError, TokenAlgorithmError)
+
+
+class SessionLockedError(DomainError):
+    """Another agent holds an exclusive lock on the session: it is read-only for others."""
+
+    code = "SESSION_LOCKED"
+
+
+ALL_ERRORS += (SessionLockedError,)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Permission, Visibility
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import PermissionDeniedError
@@ -78,7 +78,15 @@ def can_hear(principal: Principal, event: ChangeEvent) -> bool:
         return False
     if event.visibility is None or event.sender_type is None:
         return True
-    return read_scope(principal).allows_posted(event.agent_id, event.sender_type, event.visibility)
+    scope = read_scope(principal)
+    if scope.allows_posted(event.agent_id, event.sender_type, event.visibility):
+        return True
+    old = (
+        event.payload.get("old_visibility") if event.kind is EventKind.VISIBILITY_CHANGED else None
+    )
+    return old is not None and scope.allows_posted(
+        event.agent_id, event.sender_type, Visibility(old)
+    )
 
 
 def require(principal: Principal, permission: Permission) -> None:

@@ -6,8 +6,10 @@ database round trip, whether a given reader may hear of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from shared_context_server.domain.models import Visibility
 
@@ -16,6 +18,12 @@ class EventKind(StrEnum):
     SESSION_CREATED = "session_created"
     SESSION_UPDATED = "session_updated"
     MESSAGE_ADDED = "message_added"
+    # payload: {"old_visibility": ..., "reason": ...}; heard by readers under either visibility
+    VISIBILITY_CHANGED = "visibility_changed"
+    # payload: {"action": ..., "lock_type": ..., "fencing_token": ...}
+    LOCK_CHANGED = "lock_changed"
+    # payload: {"status": ...}
+    PRESENCE_CHANGED = "presence_changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +40,4 @@ class ChangeEvent:
     sender_type: str | None = None
     visibility: Visibility | None = None
     origin: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)

@@ -27,6 +27,7 @@ from shared_context_server.domain.models import (
 )
 from shared_context_server.errors import (
     ConflictError,
+    SessionLockedError,
 )
 from shared_context_server.storage import dialects
 from shared_context_server.storage.engine import read_options
@@ -34,6 +35,7 @@ from shared_context_server.storage.tables import (
     audit_log,
     change_feed,
     messages,
+    session_locks,
 )
 
 T = TypeVar("T")
@@ -118,6 +120,7 @@ def feed_event_of(row: sa.Row[Any]) -> ChangeEvent:
         sender_type=row.sender_type,
         visibility=Visibility(row.visibility) if row.visibility else None,
         origin=row.origin,
+        payload=row.payload or {},
     )
 
 
@@ -161,6 +164,27 @@ class SqlBase:
             if audit is not None:
                 self._append_audit(conn, audit)
 
+    def _require_unlocked(
+        self, conn: sa.Connection, session_id: str, writer: str, now: datetime
+    ) -> None:
+        """Inside a write transaction: refuse if another agent holds a live exclusive lock."""
+        col = session_locks.c
+        holder = conn.execute(
+            sa.select(col.holder)
+            .where(
+                col.session_id == session_id,
+                col.lock_type == "exclusive",
+                col.holder != writer,
+                col.expires_at > now,
+                col.heartbeat_deadline > now,
+            )
+            .limit(1)
+        ).scalar()
+        if holder is not None:
+            raise SessionLockedError(
+                f"{holder} holds an exclusive lock on this session", session_id=session_id
+            )
+
     def _append_audit(self, conn: sa.Connection, event: AuditEvent) -> None:
         """Chain ``event`` onto the audit trail. Appends take turns (SQLite's write lock,
         PostgreSQL's advisory lock), so each record links to the one before it."""
@@ -196,7 +220,10 @@ class SqlBase:
         agent_id: str,
         now: datetime,
         message: Message | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> ChangeEvent:
+        """Write one change-feed row. For message events the row carries what the access
+        rule needs (sender, type, visibility) so readers can be filtered without a join."""
         values = {
             "kind": kind.value,
             "session_id": session_id,
@@ -206,6 +233,7 @@ class SqlBase:
             "visibility": message.visibility.value if message else None,
             "origin": self.origin,
             "created_at": now,
+            "payload": payload,
         }
         key = conn.execute(sa.insert(change_feed).values(values)).inserted_primary_key
         assert key is not None
@@ -218,4 +246,5 @@ class SqlBase:
             sender_type=message.sender_type if message else None,
             visibility=message.visibility if message else None,
             origin=self.origin,
+            payload=payload or {},
         )

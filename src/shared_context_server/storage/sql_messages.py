@@ -47,6 +47,7 @@ class MessageRows(SqlBase):
                 raise SessionNotFoundError(
                     f"no session {new.session_id!r}", session_id=new.session_id
                 )
+            self._require_unlocked(conn, new.session_id, new.sender, now)
             if new.parent_message_id is not None:
                 parent_session = conn.execute(
                     sa.select(messages.c.session_id).where(messages.c.id == new.parent_message_id)

@@ -98,6 +98,7 @@ class SessionRows(SqlBase):
         if changes.metadata is not None:
             values["metadata"] = changes.metadata
         with self._write(audit) as conn:
+            self._require_unlocked(conn, session_id, agent_id, now)
             result = conn.execute(
                 sa.update(sessions).where(sessions.c.id == session_id).values(values)
             )
