@@ -106,13 +106,19 @@ class ChainBreak:
     reason: str
 
 
-def first_break(records: Iterable[AuditRecord]) -> ChainBreak | None:
-    """The first record (in id order) whose link or content does not verify, if any."""
-    prev_hash = GENESIS_HASH
-    expected_id: int | None = None
-    for record in records:
-        if expected_id is not None and record.id != expected_id:
-            return ChainBreak(expected_id, f"records {expected_id}..{record.id - 1} are missing")
+class ChainVerifier:
+    """Checks records one at a time, in id order, so a long chain can be read in batches."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.last: AuditRecord | None = None
+
+    def check(self, record: AuditRecord) -> ChainBreak | None:
+        """The break ``record`` reveals, if any; a verified record is counted and kept."""
+        prev_hash = self.last.hash if self.last else GENESIS_HASH
+        if self.last is not None and record.id != self.last.id + 1:
+            expected = self.last.id + 1
+            return ChainBreak(expected, f"records {expected}..{record.id - 1} are missing")
         if record.prev_hash != prev_hash:
             return ChainBreak(record.id, "does not link to the record before it")
         event = AuditEvent(
@@ -126,6 +132,58 @@ def first_break(records: Iterable[AuditRecord]) -> ChainBreak | None:
         )
         if record_hash(record.id, event, prev_hash) != record.hash:
             return ChainBreak(record.id, "its content was changed")
-        prev_hash = record.hash
-        expected_id = record.id + 1
+        self.checked += 1
+        self.last = record
+        return None
+
+
+def first_break(records: Iterable[AuditRecord]) -> ChainBreak | None:
+    """The first record (in id order) whose link or content does not verify, if any."""
+    verifier = ChainVerifier()
+    for record in records:
+        if (broken := verifier.check(record)) is not None:
+            return broken
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The outcome of verifying the whole chain. ``checked`` counts the records that
+    verified before the break (all of them when intact); the last verified record's id
+    and hash let an operator notice later truncation of the tail, which no chain can."""
+
+    checked: int
+    broken: ChainBreak | None
+    last_id: int | None
+    last_hash: str | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters for reading the audit trail, newest first; ``before_id`` pages backwards."""
+
+    session_id: str | None = None
+    agent_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AgentActivity:
+    """What one agent did in a time window, according to the audit trail."""
+
+    agent_id: str
+    agent_types: tuple[str, ...]
+    event_count: int
+    event_types: dict[str, int]
+    sessions_touched: int
+    sessions_created: int
+    first_activity: datetime
+    last_activity: datetime

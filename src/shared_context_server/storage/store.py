@@ -12,7 +12,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared_context_server.domain.access import ReadScope
-from shared_context_server.domain.audit import AuditEvent
+from shared_context_server.domain.audit import (
+    AgentActivity,
+    AuditEvent,
+    AuditQuery,
+    AuditRecord,
+)
 from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.models import (
     ApiKey,
@@ -149,6 +154,24 @@ class Store(Protocol):
 
     # audit
     async def append_audit(self, event: AuditEvent) -> None: ...
+    async def list_audit(
+        self, query: AuditQuery, *, audit: AuditEvent | None = None
+    ) -> list[AuditRecord]:
+        """Newest first; ``audit`` records the read in the same transaction."""
+        ...
+
+    async def audit_records(self, after_id: int, limit: int) -> list[AuditRecord]:
+        """The chain in id order after ``after_id``, for verification in batches."""
+        ...
+
+    async def activity_summary(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        agent_id: str | None = None,
+        audit: AuditEvent | None = None,
+    ) -> list[AgentActivity]: ...
 
     # change feed
     async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
