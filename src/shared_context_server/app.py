@@ -19,6 +19,7 @@ from shared_context_server.config import Settings
 from shared_context_server.errors import ConflictError
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
+from shared_context_server.services.audit import AuditService
 from shared_context_server.services.auth import (
     ALL_PERMISSIONS,
     API_KEY_PREFIX,
@@ -53,6 +54,7 @@ class App:
     messages: MessageService
     search: SearchService
     memory: MemoryService
+    audit: AuditService
     maintenance: MaintenanceService
     relay: FeedRelay
 
@@ -132,6 +134,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         messages=messages,
         search=SearchService(messages, limits),
         memory=MemoryService(store, clock, limits),
+        audit=AuditService(store, clock, limits),
         maintenance=MaintenanceService(
             store, bus, clock, archive_after_seconds=settings.archive_after_seconds
         ),

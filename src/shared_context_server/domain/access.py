@@ -109,3 +109,16 @@ def require_memory_owner(principal: Principal, owner: str) -> None:
     """Memory belongs to one agent; nobody else reads or writes it, admins included."""
     if principal.agent_id != owner:
         raise PermissionDeniedError("agents may only access their own memory", owner=owner)
+
+
+def activity_scope(principal: Principal, agent_id: str | None) -> str | None:
+    """Whose activity summary the caller may read: an admin anyone's (``None`` = everyone);
+    any other reader only their own (naming another agent is refused)."""
+    if principal.is_admin:
+        return agent_id
+    require(principal, Permission.READ)
+    if agent_id is not None and agent_id != principal.agent_id:
+        raise PermissionDeniedError(
+            "only an admin may read another agent's activity", agent_id=agent_id
+        )
+    return principal.agent_id
