@@ -20,6 +20,9 @@ TOOLS = {
     "get_memory",
     "list_memory",
     "delete_memory",
+    "get_audit_log",
+    "verify_audit_log",
+    "get_agent_activity_summary",
 }
 
 

@@ -161,3 +161,59 @@ class MemoryListResult(Ok):
 class DeletedResult(Ok):
     key: str
     deleted: Literal[True] = True
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+class AuditRecordOut(BaseModel):
+    id: int
+    event_type: str
+    agent_id: str
+    agent_type: str
+    session_id: str | None
+    target: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+class AuditLogResult(Ok):
+    records: list[AuditRecordOut]
+    count: int
+    has_more: bool
+    # Pass as before_id for the next (older) page; null when there is none.
+    next_before_id: int | None
+
+
+class ChainBreakOut(BaseModel):
+    record_id: int
+    reason: str
+
+
+class AuditVerifyResult(Ok):
+    intact: bool
+    checked: int
+    first_break: ChainBreakOut | None
+    last_id: int | None
+    last_hash: str | None
+
+
+class AgentActivityOut(BaseModel):
+    agent_id: str
+    agent_types: list[str]
+    event_count: int
+    event_types: dict[str, int]
+    sessions_touched: int
+    sessions_created: int
+    first_activity: datetime
+    last_activity: datetime
+
+
+class ActivitySummaryResult(Ok):
+    time_window: str
+    since: datetime
+    until: datetime
+    agents: list[AgentActivityOut]
+    count: int

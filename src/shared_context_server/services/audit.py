@@ -128,7 +128,6 @@ class AuditService:
             principal,
             "audit.read",
             self._clock.now(),
-            session_id=session_id,
             filters={k: v for k, v in filters.items() if v is not None},
             limit=limit,
         )
