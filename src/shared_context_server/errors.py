@@ -132,3 +132,13 @@ class SessionLockedError(DomainError):
 
 
 ALL_ERRORS += (SessionLockedError,)
+
+
+class NoLockHeldError(DomainError):
+    """The caller holds no live lock on the session to unlock or renew (or, for
+    force_unlock, nobody does)."""
+
+    code = "NO_LOCK_HELD"
+
+
+ALL_ERRORS += (NoLockHeldError,)

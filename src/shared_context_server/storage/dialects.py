@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+
+from shared_context_server.storage.tables import counters, sessions
 
 
 def insert_ignoring_conflict(
@@ -27,12 +29,15 @@ def upsert(
     values: dict[str, Any],
     keys: Sequence[str],
     update: Sequence[str],
+    computed: Mapping[str, Any] | None = None,
 ) -> sa.Executable:
+    """INSERT, or on a key conflict UPDATE the ``update`` columns from the new values and
+    the ``computed`` ones from expressions (such as ``version + 1``)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(values)
-    return statement.on_conflict_do_update(
-        index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
-    )
+    assignments = {name: statement.excluded[name] for name in update}
+    assignments.update(computed or {})
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=assignments)
 
 
 # Any constant will do; every server process sharing the database uses the same one.
@@ -58,3 +63,34 @@ def serialise_audit(connection: sa.Connection) -> None:
     transaction already excludes other writers; PostgreSQL takes an advisory lock."""
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_ID)))
+
+
+def serialise_session(connection: sa.Connection, session_id: str) -> str | None:
+    """Lock decisions on one session take turns; returns the session's status (None: no
+    such session).
+
+    SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer.
+    PostgreSQL locks the session's row FOR UPDATE: the row ``add_message`` updates before it
+    checks for an exclusive lock, so a grant and a write in that session are ordered too.
+    """
+    statement = sa.select(sessions.c.status).where(sessions.c.id == session_id)
+    if connection.dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    status = connection.execute(statement).scalar()
+    return None if status is None else str(status)
+
+
+def next_counter(connection: sa.Connection, name: str) -> int:
+    """Bump the named counter inside the open transaction and return its new value.
+
+    One atomic upsert on both backends; PostgreSQL keeps the row locked until commit, so
+    values are handed out in commit order.
+    """
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    bump = (
+        insert(counters)
+        .values(name=name, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        .returning(counters.c.value)
+    )
+    return int(connection.execute(bump).scalar_one())

@@ -10,12 +10,23 @@ from shared_context_server.storage.sql_audit import AuditRows
 from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_feed import FeedRows
 from shared_context_server.storage.sql_identity import IdentityRows
+from shared_context_server.storage.sql_locks import LockRows
 from shared_context_server.storage.sql_memory import MemoryRows
 from shared_context_server.storage.sql_messages import MessageRows
+from shared_context_server.storage.sql_presence import PresenceRows
 from shared_context_server.storage.sql_sessions import SessionRows
 
 
-class SqlStore(SessionRows, MessageRows, MemoryRows, IdentityRows, FeedRows, AuditRows):
+class SqlStore(
+    SessionRows,
+    MessageRows,
+    MemoryRows,
+    IdentityRows,
+    FeedRows,
+    AuditRows,
+    LockRows,
+    PresenceRows,
+):
     pass
 
 

@@ -19,6 +19,7 @@ from shared_context_server.domain.audit import (
     AuditRecord,
 )
 from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.locks import Lock, LockChange, LockRequest
 from shared_context_server.domain.models import (
     ApiKey,
     MemoryEntry,
@@ -30,6 +31,7 @@ from shared_context_server.domain.models import (
     Visibility,
 )
 
+from shared_context_server.domain.presence import AgentPresence, PresenceTouch
 
 @dataclass(frozen=True, slots=True)
 class MessageQuery:
@@ -176,3 +178,38 @@ class Store(Protocol):
     # change feed
     async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
     async def latest_feed_id(self) -> int: ...
+
+    # locks
+    async def acquire_lock(
+        self, request: LockRequest, now: datetime, *, audit: AuditEvent | None = None
+    ) -> LockChange: ...
+    async def renew_lock(
+        self,
+        session_id: str,
+        holder: str,
+        now: datetime,
+        *,
+        heartbeat_seconds: int,
+        ttl_seconds: int | None = None,
+        audit: AuditEvent | None = None,
+    ) -> LockChange: ...
+    async def release_lock(
+        self, session_id: str, holder: str, now: datetime, *, audit: AuditEvent | None = None
+    ) -> LockChange: ...
+    async def force_release_locks(
+        self, session_id: str, actor: str, now: datetime, *, audit: AuditEvent | None = None
+    ) -> LockChange: ...
+    async def list_locks(self, session_id: str, now: datetime) -> list[Lock]: ...
+
+    # presence
+    async def touch_presence(
+        self, touch: PresenceTouch, *, audit: AuditEvent | None = None
+    ) -> tuple[AgentPresence, list[ChangeEvent]]: ...
+    async def list_presence(
+        self,
+        window_start: datetime,
+        *,
+        session_id: str | None = None,
+        include_offline: bool = False,
+        limit: int = 500,
+    ) -> list[AgentPresence]: ...

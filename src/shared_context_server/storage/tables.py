@@ -152,6 +152,8 @@ agents = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("last_seen", UtcDateTime, nullable=False),
     sa.Column("first_seen", UtcDateTime, nullable=False),
+    # The permissions of the last recorded call, shown only to admins and the agent itself.
+    sa.Column("permissions", sa.JSON, nullable=False),
     sa.Index("ix_agents_last_seen", "last_seen"),
 )
 
@@ -162,6 +164,7 @@ session_presence = sa.Table(
     sa.Column("agent_id", sa.String(100), primary_key=True),
     sa.Column("agent_type", sa.String(100), nullable=False),
     sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Index("ix_session_presence_agent", "agent_id", "last_seen"),
 )
 
 # Session locks: several rows for shared read locks, one for write/exclusive.
@@ -177,7 +180,11 @@ session_locks = sa.Table(
     sa.Column("acquired_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
     sa.Column("heartbeat_deadline", UtcDateTime, nullable=False),
+    # The TTL asked for at grant; renew extends by it again unless given another.
+    sa.Column("ttl_seconds", sa.Integer, nullable=False),
     sa.Column("message", sa.Text, nullable=True),
+    # An agent holds at most one lock per session: a new request replaces it.
+    sa.UniqueConstraint("session_id", "holder", name="uq_session_locks_holder"),
     sa.Index("ix_session_locks_session", "session_id"),
 )
 

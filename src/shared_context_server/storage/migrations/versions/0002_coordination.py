@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("last_seen", UtcDateTime, nullable=False),
         sa.Column("first_seen", UtcDateTime, nullable=False),
+        sa.Column("permissions", sa.JSON, nullable=False),
     )
     op.create_index("ix_agents_last_seen", "agents", ["last_seen"])
     op.create_table(
@@ -52,6 +53,7 @@ def upgrade() -> None:
         sa.Column("agent_type", sa.String(100), nullable=False),
         sa.Column("last_seen", UtcDateTime, nullable=False),
     )
+    op.create_index("ix_session_presence_agent", "session_presence", ["agent_id", "last_seen"])
     op.create_table(
         "session_locks",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -63,7 +65,9 @@ def upgrade() -> None:
         sa.Column("acquired_at", UtcDateTime, nullable=False),
         sa.Column("expires_at", UtcDateTime, nullable=False),
         sa.Column("heartbeat_deadline", UtcDateTime, nullable=False),
+        sa.Column("ttl_seconds", sa.Integer, nullable=False),
         sa.Column("message", sa.Text, nullable=True),
+        sa.UniqueConstraint("session_id", "holder", name="uq_session_locks_holder"),
     )
     op.create_index("ix_session_locks_session", "session_locks", ["session_id"])
     op.create_table(

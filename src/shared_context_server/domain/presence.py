@@ -1,0 +1,51 @@
+"""Presence: which agents are around, what they say they are doing, when they were last seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from shared_context_server.domain.models import Permission
+
+# Agent-level presence events are not about one session; their feed rows carry this id.
+NO_SESSION = ""
+
+
+class PresenceStatus(StrEnum):
+    ACTIVE = "active"
+    BUSY = "busy"
+    IDLE = "idle"
+    # Never stored: an agent not seen within the presence window shows as offline.
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    agent_id: str
+    agent_type: str
+    # What the agent last registered (or active); see ``status_at`` for what others see.
+    status: PresenceStatus
+    last_seen: datetime
+    first_seen: datetime
+    # The permissions of the last call that was recorded.
+    permissions: frozenset[Permission]
+    # For a session listing: when the agent was last active in that session.
+    last_seen_in_session: datetime | None = None
+
+    def status_at(self, window_start: datetime) -> PresenceStatus:
+        return PresenceStatus.OFFLINE if self.last_seen < window_start else self.status
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceTouch:
+    """One presence write: the agent (with its permissions), optionally the session it is
+    active in, and the status it registers (None: keep it, or active if it was offline)."""
+
+    agent_id: str
+    agent_type: str
+    permissions: frozenset[Permission]
+    now: datetime
+    window_start: datetime
+    session_id: str | None = None
+    status: PresenceStatus | None = None

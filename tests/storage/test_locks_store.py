@@ -1,0 +1,311 @@
+"""Session locks in the store, on SQLite and PostgreSQL: grants, exclusion, expiry, fencing."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+
+import anyio
+import pytest
+import sqlalchemy as sa
+
+from shared_context_server.domain.events import EventKind
+from shared_context_server.domain.locks import LockRequest, LockType
+from shared_context_server.errors import (
+    NoLockHeldError,
+    SessionLockedError,
+    SessionNotFoundError,
+)
+from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.store import SessionChanges
+from shared_context_server.storage.tables import audit_log
+from tests.storage.factories import T0, at, make_session, new_message
+
+READ, WRITE, EXCLUSIVE = LockType.READ, LockType.WRITE, LockType.EXCLUSIVE
+
+
+def request(
+    session_id: str,
+    holder: str,
+    lock_type: LockType = WRITE,
+    *,
+    ttl: int = 300,
+    heartbeat: int = 60,
+) -> LockRequest:
+    return LockRequest(session_id, holder, "claude", lock_type, ttl, heartbeat)
+
+
+async def _session(store: SqlStore) -> str:
+    session, _ = await store.create_session(make_session())
+    return session.id
+
+
+def _audit_types(store: SqlStore) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(
+            conn.execute(sa.select(audit_log.c.event_type).order_by(audit_log.c.id)).scalars()
+        )
+
+
+async def test_a_granted_lock_carries_a_fencing_token_and_a_lock_changed_event(
+    store: SqlStore,
+) -> None:
+    session_id = await _session(store)
+    change = await store.acquire_lock(request(session_id, "alice"), T0)
+    lock = change.lock
+    assert lock is not None
+    assert (lock.holder, lock.lock_type, lock.fencing_token) == ("alice", WRITE, 1)
+    assert (lock.expires_at, lock.heartbeat_deadline) == (at(300), at(60))
+    [event] = change.events
+    assert (event.kind, event.session_id, event.agent_id) == (
+        EventKind.LOCK_CHANGED,
+        session_id,
+        "alice",
+    )
+    assert event.payload == {
+        "action": "acquired",
+        "lock_type": "write",
+        "fencing_token": 1,
+        "holder": "alice",
+        "former_holder": None,
+    }
+    assert [e.id for e in await store.read_feed(0, 100)][-1] == event.id
+    assert await store.list_locks(session_id, at(1)) == [lock]
+
+
+async def test_a_held_write_lock_refuses_every_other_agent(store: SqlStore) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice"), T0)
+    for lock_type in LockType:
+        with pytest.raises(SessionLockedError) as refused:
+            await store.acquire_lock(request(session_id, "bob", lock_type), at(1))
+        assert refused.value.details["holders"] == ["alice"]
+    assert [lock.holder for lock in await store.list_locks(session_id, at(1))] == ["alice"]
+
+
+async def test_read_locks_are_shared_and_keep_out_writers(store: SqlStore) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice", READ), T0)
+    await store.acquire_lock(request(session_id, "bob", READ), T0)
+    for lock_type in (WRITE, EXCLUSIVE):
+        with pytest.raises(SessionLockedError) as refused:
+            await store.acquire_lock(request(session_id, "carol", lock_type), T0)
+        assert refused.value.details["holders"] == ["alice", "bob"]
+    # Alice may not upgrade while Bob reads too; once alone she may.
+    with pytest.raises(SessionLockedError):
+        await store.acquire_lock(request(session_id, "alice", WRITE), T0)
+    await store.release_lock(session_id, "bob", at(1))
+    upgraded = (await store.acquire_lock(request(session_id, "alice", WRITE), at(2))).lock
+    assert upgraded is not None
+    assert upgraded.lock_type is WRITE
+    assert [
+        (lock.holder, lock.lock_type) for lock in await store.list_locks(session_id, at(2))
+    ] == [("alice", WRITE)]
+
+
+async def test_asking_again_for_the_lock_you_hold_renews_it_with_the_same_token(
+    store: SqlStore,
+) -> None:
+    session_id = await _session(store)
+    first = (await store.acquire_lock(request(session_id, "alice"), T0)).lock
+    again = await store.acquire_lock(request(session_id, "alice"), at(50))
+    assert first is not None
+    assert again.lock is not None
+    assert again.lock.fencing_token == first.fencing_token
+    assert again.lock.heartbeat_deadline == at(110)
+    assert again.events[0].payload["action"] == "renewed"
+
+
+async def test_fencing_tokens_grow_with_every_grant_across_sessions(store: SqlStore) -> None:
+    first, second = await _session(store), await _session(store)
+    tokens = []
+    for session_id, holder, lock_type in [
+        (first, "alice", WRITE),
+        (second, "alice", WRITE),
+        (first, "alice", EXCLUSIVE),  # a conversion is a new grant
+        (second, "bob", READ),
+    ]:
+        if holder == "bob":
+            await store.release_lock(second, "alice", at(1))
+        lock = (await store.acquire_lock(request(session_id, holder, lock_type), at(1))).lock
+        assert lock is not None
+        tokens.append(lock.fencing_token)
+    assert tokens == sorted(tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "heartbeat", "ends"),
+    [(30, 60, 30), (300, 60, 60)],
+    ids=["ttl", "heartbeat"],
+)
+async def test_an_expired_lock_can_be_taken_by_another_agent(
+    store: SqlStore, ttl: int, heartbeat: int, ends: int
+) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice", ttl=ttl, heartbeat=heartbeat), T0)
+    with pytest.raises(SessionLockedError):
+        await store.acquire_lock(request(session_id, "bob"), at(ends - 0.001))
+    assert await store.list_locks(session_id, at(ends)) == []
+    change = await store.acquire_lock(request(session_id, "bob"), at(ends))
+    assert change.lock is not None
+    assert change.lock.fencing_token == 2
+    expired, granted = change.events
+    assert expired.payload["action"] == "expired"
+    assert (expired.payload["former_holder"], expired.payload["holder"]) == ("alice", None)
+    assert granted.payload["holder"] == "bob"
+    assert _audit_types(store) == ["lock.expired"]  # the reclaim is audited by the server
+    with pytest.raises(NoLockHeldError):
+        await store.renew_lock(session_id, "alice", at(ends), heartbeat_seconds=60)
+
+
+async def test_renewing_pushes_out_the_heartbeat_deadline_and_the_ttl(store: SqlStore) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice", ttl=100), T0)
+    renewed = (await store.renew_lock(session_id, "alice", at(59), heartbeat_seconds=60)).lock
+    assert renewed is not None
+    assert (renewed.heartbeat_deadline, renewed.expires_at) == (at(119), at(159))
+    longer = (
+        await store.renew_lock(session_id, "alice", at(100), heartbeat_seconds=60, ttl_seconds=600)
+    ).lock
+    assert longer is not None
+    assert longer.expires_at == at(700)
+    assert [lock.holder for lock in await store.list_locks(session_id, at(150))] == ["alice"]
+    assert await store.list_locks(session_id, at(160)) == []
+
+
+async def test_only_the_holder_releases_a_lock(store: SqlStore) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice"), T0)
+    with pytest.raises(NoLockHeldError):
+        await store.release_lock(session_id, "bob", at(1))
+    change = await store.release_lock(session_id, "alice", at(1))
+    assert [lock.holder for lock in change.released] == ["alice"]
+    assert change.events[0].payload["action"] == "released"
+    assert change.events[0].payload["former_holder"] == "alice"
+    with pytest.raises(NoLockHeldError):
+        await store.release_lock(session_id, "alice", at(2))
+
+
+async def test_force_release_removes_every_lock_and_names_each_former_holder(
+    store: SqlStore,
+) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice", READ), T0)
+    await store.acquire_lock(request(session_id, "bob", READ), T0)
+    change = await store.force_release_locks(session_id, "root", at(1))
+    assert sorted(lock.holder for lock in change.released) == ["alice", "bob"]
+    assert sorted(e.payload["former_holder"] for e in change.events) == ["alice", "bob"]
+    assert {(e.agent_id, e.payload["action"], e.payload["by"]) for e in change.events} == {
+        ("root", "force_released", "root")
+    }
+    assert await store.list_locks(session_id, at(1)) == []
+    with pytest.raises(NoLockHeldError):
+        await store.force_release_locks(session_id, "root", at(2))
+
+
+async def test_an_exclusive_lock_makes_the_session_read_only_for_others(store: SqlStore) -> None:
+    session_id = await _session(store)
+    await store.acquire_lock(request(session_id, "alice", EXCLUSIVE), T0)
+    with pytest.raises(SessionLockedError):
+        await store.add_message(new_message(session_id, sender="bob"), at(1))
+    with pytest.raises(SessionLockedError):
+        await store.update_session(session_id, SessionChanges(purpose="x"), "bob", at(1))
+    await store.add_message(new_message(session_id, sender="alice"), at(1))
+    # A write lock is advisory: others may still post.
+    await store.release_lock(session_id, "alice", at(2))
+    await store.acquire_lock(request(session_id, "alice", WRITE), at(2))
+    await store.add_message(new_message(session_id, sender="bob"), at(3))
+
+
+async def test_locking_an_unknown_session_is_session_not_found(store: SqlStore) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.acquire_lock(request("session_nope", "alice"), T0)
+
+
+async def test_lock_changes_are_audited_in_their_transaction(store: SqlStore) -> None:
+    from shared_context_server.domain.audit import AuditEvent
+
+    session_id = await _session(store)
+    base = AuditEvent("lock.acquired", "alice", "claude", T0)
+    await store.acquire_lock(request(session_id, "alice"), T0, audit=base)
+    with pytest.raises(SessionLockedError):
+        await store.acquire_lock(
+            request(session_id, "bob"), T0, audit=AuditEvent("lock.acquired", "bob", "claude", T0)
+        )
+    await store.release_lock(
+        session_id, "alice", at(1), audit=AuditEvent("lock.released", "alice", "claude", at(1))
+    )
+    assert _audit_types(store) == ["lock.acquired", "lock.released"]
+
+
+# contention -----------------------------------------------------------------------------
+
+
+class Ledger:
+    """What the contenders saw: who held what when, and the tokens in grant order."""
+
+    def __init__(self) -> None:
+        self.writer: str | None = None
+        self.readers: set[str] = set()
+        self.tokens: list[int] = []
+        self.grants = 0
+        self.refusals = 0
+
+    def granted(self, holder: str, lock_type: LockType, token: int) -> None:
+        assert self.writer is None, f"{holder} got {lock_type} while {self.writer} held a lock"
+        if lock_type is READ:
+            self.readers.add(holder)
+        else:
+            assert not self.readers, f"{holder} got {lock_type} while {self.readers} read"
+            self.writer = holder
+        self.tokens.append(token)
+        self.grants += 1
+
+    def releasing(self, holder: str) -> None:
+        if self.writer == holder:
+            self.writer = None
+        self.readers.discard(holder)
+
+
+async def _contend(
+    store: SqlStore, session_id: str, holder: str, ledger: Ledger, rng: random.Random, now: datetime
+) -> None:
+    granted = 0
+    for _ in range(40):
+        if granted == 2:
+            return
+        lock_type = rng.choice([READ, WRITE, WRITE, EXCLUSIVE])
+        try:
+            change = await store.acquire_lock(request(session_id, holder, lock_type), now)
+        except SessionLockedError:
+            ledger.refusals += 1
+            await anyio.sleep(rng.uniform(0, 0.003))
+            continue
+        assert change.lock is not None
+        ledger.granted(holder, lock_type, change.lock.fencing_token)
+        granted += 1
+        await anyio.sleep(rng.uniform(0, 0.002))  # hold it a moment, letting others try
+        ledger.releasing(holder)  # before the release commits, so overlaps would show
+        await store.release_lock(session_id, holder, now)
+
+
+async def test_many_agents_racing_for_one_lock_never_share_a_write_lock(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    first, second = open_store(), open_store()
+    session_id = await _session(first)
+    ledger = Ledger()
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            store = first if i % 2 else second
+            tg.start_soon(_contend, store, session_id, f"agent-{i}", ledger, rng, T0)
+    assert ledger.grants >= 40, seed
+    assert ledger.refusals > 0, seed
+    # Grants are serialised, so their tokens strictly increase in the order granted.
+    assert ledger.tokens == sorted(ledger.tokens), seed
+    assert len(set(ledger.tokens)) == len(ledger.tokens), seed
+    assert await first.list_locks(session_id, T0) == []
