@@ -12,6 +12,7 @@ import typer
 
 from shared_context_server import __version__
 from shared_context_server.app import open_app, running_app
+from shared_context_server.cli.audit import audit_cli
 from shared_context_server.config import Settings
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.principal import Principal
@@ -23,6 +24,7 @@ db = typer.Typer(help="Database maintenance.")
 keys = typer.Typer(help="API keys: create, list, revoke.")
 cli.add_typer(db, name="db")
 cli.add_typer(keys, name="keys")
+cli.add_typer(audit_cli, name="audit")
 
 
 def _settings(
