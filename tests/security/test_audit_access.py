@@ -81,6 +81,7 @@ async def test_no_tool_can_change_the_audit_trail(app: App) -> None:
     async with connect_client(app) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     for name in AUDIT_TOOLS:
-        assert tools[name].annotations is not None
-        assert tools[name].annotations.read_only_hint is True, name
+        annotations = tools[name].annotations
+        assert annotations is not None
+        assert annotations.read_only_hint is True, name
     assert not [name for name in tools if "audit" in name and name not in AUDIT_TOOLS]
