@@ -27,9 +27,11 @@ from shared_context_server.services.auth import (
     TokenSettings,
     hash_api_key,
 )
+from shared_context_server.services.locks import LockService, LockSettings
 from shared_context_server.services.maintenance import MaintenanceService
 from shared_context_server.services.memory import MemoryService
 from shared_context_server.services.messages import MessageService
+from shared_context_server.services.presence import PresenceService
 from shared_context_server.services.search import SearchService
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage import migrate
@@ -57,6 +59,8 @@ class App:
     audit: AuditService
     maintenance: MaintenanceService
     relay: FeedRelay
+    presence: PresenceService
+    locks: LockService
 
     async def run_background(self) -> None:
         """Cross-process relay and maintenance sweeps, until cancelled."""
@@ -139,6 +143,26 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             store, bus, clock, archive_after_seconds=settings.archive_after_seconds
         ),
         relay=FeedRelay(store, bus, interval=settings.feed_poll_seconds),
+        presence=PresenceService(
+            store,
+            bus,
+            clock,
+            sessions,
+            window_seconds=settings.presence_window_seconds,
+            refresh_seconds=settings.presence_refresh_seconds,
+        ),
+        locks=LockService(
+            store,
+            bus,
+            clock,
+            LockSettings(
+                ttl_seconds=settings.lock_ttl_seconds,
+                heartbeat_seconds=settings.lock_heartbeat_seconds,
+                max_ttl_seconds=settings.lock_max_ttl_seconds,
+            ),
+            sessions,
+            messages,
+        ),
     )
     await _bootstrap_admin_key(app)
     await app.relay.start_position()

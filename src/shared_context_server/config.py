@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10_000
     log_level: str = "WARNING"
 
+    # Presence: agents not seen for this long show as offline; a call refreshes last-seen
+    # at most once per presence_refresh_seconds (per agent, and per agent and session).
+    presence_window_seconds: int = 300
+    presence_refresh_seconds: float = 15.0
+    # Session locks: default TTL, the heartbeat deadline (from grant or renew), the largest TTL.
+    lock_ttl_seconds: int = 300
+    lock_heartbeat_seconds: int = 60
+    lock_max_ttl_seconds: int = 3600
+
     limits: Limits = Field(default_factory=Limits)
 
     @property

@@ -23,6 +23,9 @@ TOOLS = {
     "get_audit_log",
     "verify_audit_log",
     "get_agent_activity_summary",
+    "register_agent_presence",
+    "get_active_agents",
+    "coordinate_session_work",
 }
 
 

@@ -217,3 +217,52 @@ class ActivitySummaryResult(Ok):
     until: datetime
     agents: list[AgentActivityOut]
     count: int
+
+
+# --- coordination: presence and locks ---------------------------------------------------
+
+
+class AgentPresenceOut(BaseModel):
+    agent_id: str
+    agent_type: str
+    status: str
+    last_seen: datetime
+    # For get_active_agents(session_id): the agent's last activity in that session.
+    last_seen_in_session: datetime | None = None
+    # Only for admins and the agent itself; null for everyone else.
+    permissions: list[str] | None = None
+
+
+class PresenceResult(Ok):
+    agent: AgentPresenceOut
+
+
+class ActiveAgentsResult(Ok):
+    session_id: str | None
+    window_seconds: int
+    agents: list[AgentPresenceOut]
+    count: int
+
+
+class LockOut(BaseModel):
+    session_id: str
+    holder: str
+    holder_type: str
+    lock_type: str
+    fencing_token: int
+    acquired_at: datetime
+    expires_at: datetime
+    heartbeat_deadline: datetime
+    ttl_seconds: int
+    message: str | None
+
+
+class CoordinationResult(Ok):
+    action: str
+    session_id: str
+    # lock, renew: the caller's lock now; unlock: the lock released.
+    lock: LockOut | None = None
+    # status: the live locks; force_unlock: the locks removed.
+    locks: list[LockOut] = []
+    # notify: the coordination message posted.
+    message: MessageOut | None = None

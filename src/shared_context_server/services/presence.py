@@ -1,0 +1,168 @@
+"""Presence: who is around, what they say they are doing, and who is active in a session.
+
+Any authenticated call refreshes the caller's last-seen through ``seen``, which writes at
+most once per agent (and per agent and session) every ``refresh_seconds``. Events go out
+only when what others see changes: a registered status, an agent coming back from offline,
+an agent becoming active in a session. Agents not seen within the window show as offline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared_context_server.clock import Clock
+from shared_context_server.domain.access import require
+from shared_context_server.domain.audit import audit
+from shared_context_server.domain.models import Permission
+from shared_context_server.domain.presence import AgentPresence, PresenceStatus, PresenceTouch
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import InvalidInputError
+from shared_context_server.events.bus import EventBus
+from shared_context_server.services.sessions import SessionService
+from shared_context_server.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+# Forget throttle entries beyond this many (oldest first), so memory stays bounded.
+MAX_REMEMBERED = 10_000
+MAX_LISTED = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSeen:
+    """An agent as one reader sees it: permissions only for admins and the agent itself."""
+
+    agent_id: str
+    agent_type: str
+    status: PresenceStatus
+    last_seen: datetime
+    last_seen_in_session: datetime | None
+    permissions: list[str] | None
+
+
+class PresenceService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        sessions: SessionService,
+        *,
+        window_seconds: float,
+        refresh_seconds: float,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._sessions = sessions
+        self.window = timedelta(seconds=window_seconds)
+        self._refresh = timedelta(seconds=refresh_seconds)
+        self._touched: dict[tuple[str, str], datetime] = {}
+
+    def _fresh(self, key: tuple[str, str], now: datetime) -> bool:
+        last = self._touched.get(key)
+        return last is not None and last <= now < last + self._refresh
+
+    def _remember(self, keys: list[tuple[str, str]], now: datetime) -> None:
+        for key in keys:
+            self._touched[key] = now
+        if len(self._touched) > MAX_REMEMBERED:
+            oldest = sorted(self._touched, key=self._touched.__getitem__)
+            for key in oldest[: len(oldest) - MAX_REMEMBERED // 2]:
+                del self._touched[key]
+
+    def _touch(
+        self,
+        principal: Principal,
+        now: datetime,
+        session_id: str | None,
+        status: PresenceStatus | None,
+    ) -> PresenceTouch:
+        return PresenceTouch(
+            agent_id=principal.agent_id,
+            agent_type=principal.agent_type,
+            permissions=principal.permissions,
+            now=now,
+            window_start=now - self.window,
+            session_id=session_id,
+            status=status,
+        )
+
+    async def seen(self, principal: Principal, session_id: str | None = None) -> None:
+        """Refresh the caller's last-seen (and activity in ``session_id``), cheaply: nothing
+        is written if both were recorded within ``refresh_seconds``. Never fails the call
+        it is part of; a failed write is logged and retried on the next call."""
+        if session_id is not None and not principal.may_access(session_id):
+            session_id = None
+        now = self._clock.now()
+        keys = [(principal.agent_id, "")]
+        if session_id:
+            keys.append((principal.agent_id, session_id))
+        if all(self._fresh(key, now) for key in keys):
+            return
+        self._remember(keys, now)
+        try:
+            _, events = await self._store.touch_presence(
+                self._touch(principal, now, session_id, None)
+            )
+        except Exception:
+            logger.warning("presence not recorded for %s", principal.agent_id, exc_info=True)
+            for key in keys:
+                self._touched.pop(key, None)
+            return
+        for event in events:
+            self._bus.publish(event)
+
+    async def register(self, principal: Principal, status: PresenceStatus) -> AgentPresence:
+        """Set the caller's status (active, busy or idle); audited, and told to others."""
+        require(principal, Permission.READ)
+        if status is PresenceStatus.OFFLINE:
+            raise InvalidInputError("status must be active, busy or idle", field="status")
+        now = self._clock.now()
+        presence, events = await self._store.touch_presence(
+            self._touch(principal, now, None, status),
+            audit=audit(
+                principal,
+                "presence.registered",
+                now,
+                target=principal.agent_id,
+                status=status.value,
+            ),
+        )
+        self._remember([(principal.agent_id, "")], now)
+        for event in events:
+            self._bus.publish(event)
+        return presence
+
+    def view(self, principal: Principal, presence: AgentPresence, now: datetime) -> AgentSeen:
+        own = principal.is_admin or principal.agent_id == presence.agent_id
+        return AgentSeen(
+            agent_id=presence.agent_id,
+            agent_type=presence.agent_type,
+            status=presence.status_at(now - self.window),
+            last_seen=presence.last_seen,
+            last_seen_in_session=presence.last_seen_in_session,
+            permissions=sorted(p.value for p in presence.permissions) if own else None,
+        )
+
+    async def active_agents(
+        self, principal: Principal, session_id: str | None = None, *, include_offline: bool = False
+    ) -> list[AgentSeen]:
+        """Agents seen within the window, most recent first (with ``include_offline``, every
+        known agent, the others marked offline); for a session, those active in it within
+        the window, by their last activity there."""
+        require(principal, Permission.READ)
+        # A token limited to one session sees who is active there, not everyone.
+        session_id = session_id or principal.session_id
+        if session_id is not None:
+            await self._sessions.find(session_id, principal)
+        now = self._clock.now()
+        found = await self._store.list_presence(
+            now - self.window,
+            session_id=session_id,
+            include_offline=include_offline,
+            limit=MAX_LISTED,
+        )
+        return [self.view(principal, presence, now) for presence in found]
