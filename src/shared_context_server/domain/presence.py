@@ -34,7 +34,7 @@ class AgentPresence:
     last_seen_in_session: datetime | None = None
 
     def status_at(self, window_start: datetime) -> PresenceStatus:
-        return PresenceStatus.OFFLINE if self.last_seen < window_start else self.status
+        return PresenceStatus.OFFLINE if self.last_seen <= window_start else self.status
 
 
 @dataclass(frozen=True, slots=True)

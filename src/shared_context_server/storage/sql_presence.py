@@ -51,7 +51,7 @@ class PresenceRows(SqlBase):
             row = conn.execute(sa.select(agents).where(agents.c.agent_id == touch.agent_id)).first()
             previous = (
                 PresenceStatus.OFFLINE
-                if row is None or row.last_seen < touch.window_start
+                if row is None or row.last_seen <= touch.window_start
                 else PresenceStatus(row.status)
             )
             if touch.status is not None:
@@ -112,7 +112,7 @@ class PresenceRows(SqlBase):
         col = session_presence.c
         rows = conn.execute(
             sa.select(col.session_id)
-            .where(col.agent_id == touch.agent_id, col.last_seen >= touch.window_start)
+            .where(col.agent_id == touch.agent_id, col.last_seen > touch.window_start)
             .order_by(col.last_seen.desc())
             .limit(MAX_SESSIONS_TOLD)
         )
@@ -146,7 +146,7 @@ class PresenceRows(SqlBase):
                 ["agent_type", "last_seen"],
             )
         )
-        return last is None or last < touch.window_start
+        return last is None or last <= touch.window_start
 
     @threaded
     def list_presence(
@@ -157,13 +157,13 @@ class PresenceRows(SqlBase):
         include_offline: bool = False,
         limit: int = 500,
     ) -> list[AgentPresence]:
-        """Agents seen since ``window_start`` (all known ones with ``include_offline``),
+        """Agents seen after ``window_start`` (all known ones with ``include_offline``),
         most recently seen first; for a session, those active in it, by their last activity
         there."""
         if session_id is None:
             statement = sa.select(agents)
             if not include_offline:
-                statement = statement.where(agents.c.last_seen >= window_start)
+                statement = statement.where(agents.c.last_seen > window_start)
             statement = statement.order_by(agents.c.last_seen.desc(), agents.c.agent_id)
             with self._read() as conn:
                 return [presence_of(row) for row in conn.execute(statement.limit(limit))]
@@ -174,7 +174,7 @@ class PresenceRows(SqlBase):
             .where(sp.session_id == session_id)
         )
         if not include_offline:
-            statement = statement.where(sp.last_seen >= window_start)
+            statement = statement.where(sp.last_seen > window_start)
         statement = statement.order_by(sp.last_seen.desc(), agents.c.agent_id).limit(limit)
         with self._read() as conn:
             return [presence_of(row, in_session=True) for row in conn.execute(statement)]
