@@ -27,6 +27,7 @@ from shared_context_server.services.auth import (
     TokenSettings,
     hash_api_key,
 )
+from shared_context_server.services.delegation import DelegationService
 from shared_context_server.services.locks import LockService, LockSettings
 from shared_context_server.services.maintenance import MaintenanceService
 from shared_context_server.services.memory import MemoryService
@@ -34,6 +35,7 @@ from shared_context_server.services.messages import MessageService
 from shared_context_server.services.presence import PresenceService
 from shared_context_server.services.search import SearchService
 from shared_context_server.services.sessions import SessionService
+from shared_context_server.services.updates import UpdateService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.secret_files import read_or_create
@@ -61,6 +63,8 @@ class App:
     relay: FeedRelay
     presence: PresenceService
     locks: LockService
+    updates: UpdateService
+    delegation: DelegationService
 
     async def run_background(self) -> None:
         """Cross-process relay and maintenance sweeps, until cancelled."""
@@ -127,13 +131,14 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         ttl_seconds=settings.token_ttl_seconds,
     )
     sessions = SessionService(store, bus, clock, limits)
+    auth = AuthService(store, clock, tokens)
     messages = MessageService(store, bus, clock, limits, sessions)
     app = App(
         settings=settings,
         clock=clock,
         store=store,
         bus=bus,
-        auth=AuthService(store, clock, tokens),
+        auth=auth,
         sessions=sessions,
         messages=messages,
         search=SearchService(messages, limits),
@@ -162,6 +167,12 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             ),
             sessions,
             messages,
+        ),
+        updates=UpdateService(
+            store, bus, clock, sessions, max_wait_seconds=settings.wait_max_seconds
+        ),
+        delegation=DelegationService(
+            store, clock, auth, sessions, max_ttl_seconds=settings.token_ttl_seconds
         ),
     )
     await _bootstrap_admin_key(app)

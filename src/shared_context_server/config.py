@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     archive_after_seconds: int = 7 * 24 * 3600
     sweep_interval_seconds: float = 60.0
     feed_poll_seconds: float = 0.05
+    # Which tools are exposed: all, core (an agent's everyday set), readonly.
+    tool_profile: Literal["all", "core", "readonly"] = "all"
+    # wait_for_updates blocks at most this long: below common client tool timeouts.
+    wait_max_seconds: float = 25.0
     sqlite_busy_timeout_ms: int = 10_000
     log_level: str = "WARNING"
 

@@ -60,6 +60,12 @@ async def test_another_agents_private_messages_are_unreachable(
             assert (await ok(other, "search_by_sender", session_id=session_id, sender="alice"))[
                 "count"
             ] == 0
+            advanced = await ok(other, "get_messages_advanced", session_id=session_id)
+            assert advanced["count"] == 0
+            waited = await ok(
+                other, "wait_for_updates", session_id=session_id, cursor=0, timeout_s=0
+            )
+            assert [u for u in waited["updates"] if u["kind"] == "message_added"] == []
             resource = await other.read_resource(f"session://{session_id}")
             assert json.loads(resource.contents[0].text)["messages"] == []  # type: ignore[union-attr]
             reply = await fails(

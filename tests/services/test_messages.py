@@ -150,7 +150,7 @@ async def test_pages_skip_invisible_messages_and_apply_filters(
     assert [m.id for m in by_sender.messages] == [c1.id]
     by_type = await app.messages.page(alice, session.id, message_type="finding")
     assert [m.id for m in by_type.messages] == [c1.id]
-    by_visibility = await app.messages.page(alice, session.id, visibility=Visibility.AGENT_ONLY)
+    by_visibility = await app.messages.page(alice, session.id, visibilities=[Visibility.AGENT_ONLY])
     assert [m.id for m in by_visibility.messages] == [a2.id]
     carol_sees = await app.messages.page(carol, session.id)
     assert [m.id for m in carol_sees.messages] == [a1.id, c1.id]

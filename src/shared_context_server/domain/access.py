@@ -74,7 +74,7 @@ def can_read_message(principal: Principal, message: VisibleMessage) -> bool:
 def can_hear(principal: Principal, event: ChangeEvent) -> bool:
     """Whether a reader may learn of a change: message events follow the message's rule,
     session events reach every reader."""
-    if not principal.has(Permission.READ):
+    if not principal.has(Permission.READ) or not principal.may_access(event.session_id):
         return False
     if event.visibility is None or event.sender_type is None:
         return True
@@ -87,6 +87,14 @@ def can_hear(principal: Principal, event: ChangeEvent) -> bool:
     return old is not None and scope.allows_posted(
         event.agent_id, event.sender_type, Visibility(old)
     )
+
+
+def require_session(principal: Principal, session_id: str) -> None:
+    """A delegated token works in its own session only."""
+    if not principal.may_access(session_id):
+        raise PermissionDeniedError(
+            "this token is limited to another session", session_id=session_id
+        )
 
 
 def require(principal: Principal, permission: Permission) -> None:

@@ -64,6 +64,8 @@ class MemoryEntry:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    # 1 when first written, +1 on every overwrite: set_memory(expected_version=...) checks it.
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +87,17 @@ class NewMessage:
     message_type: str = "message"
     metadata: dict[str, Any] = field(default_factory=dict)
     parent_message_id: int | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """A token an agent minted for a sub-agent: one session, a subset of its permissions."""
+
+    jti: str
+    delegator: str
+    agent_id: str
+    session_id: str
+    permissions: frozenset[Permission]
+    created_at: datetime
+    expires_at: datetime

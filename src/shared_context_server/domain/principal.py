@@ -14,9 +14,15 @@ class Principal:
     permissions: frozenset[Permission]
     # Where the identity came from ("jwt", "api_key"), for audit and debugging.
     source: str = "jwt"
+    # A delegated token works in this one session only.
+    session_id: str | None = None
+    delegated_by: str | None = None
 
     def has(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    def may_access(self, session_id: str) -> bool:
+        return self.session_id is None or self.session_id == session_id
 
     @property
     def is_admin(self) -> bool:

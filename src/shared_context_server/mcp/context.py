@@ -30,4 +30,5 @@ class ToolContext:
         """The calling agent; its connection is remembered for list-changed notifications."""
         principal = await self.identity.resolve(auth_token, current_request())
         self.live.remember(get_context().session, principal)
+        await self.app.presence.seen(principal)  # throttled: a write at most every 15 s
         return principal

@@ -71,6 +71,7 @@ class MemoryOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    version: int
 
     @classmethod
     def of(cls, entry: MemoryEntry) -> MemoryOut:
@@ -82,6 +83,7 @@ class MemoryOut(BaseModel):
             created_at=entry.created_at,
             updated_at=entry.updated_at,
             expires_at=entry.expires_at,
+            version=entry.version,
         )
 
 
@@ -97,6 +99,18 @@ class TokenResult(Ok):
     permissions: list[str]
     denied_permissions: list[str]
     expires_at: datetime
+
+
+class DelegatedTokenResult(TokenResult):
+    jti: str
+    session_id: str
+
+
+class RevokedResult(Ok):
+    jti: str
+    agent_id: str
+    session_id: str
+    revoked: Literal[True] = True
 
 
 class SessionResult(Ok):
@@ -119,6 +133,7 @@ class MessagePageResult(Ok):
     count: int
     next_cursor: int | None
     has_more: bool
+    feed_cursor: int
 
     @classmethod
     def of(cls, session_id: str, page: MessagePage) -> MessagePageResult:
@@ -128,6 +143,7 @@ class MessagePageResult(Ok):
             count=len(page.messages),
             next_cursor=page.next_cursor,
             has_more=page.has_more,
+            feed_cursor=page.feed_cursor,
         )
 
 
@@ -135,6 +151,7 @@ class ContextResult(Ok):
     session: SessionOut
     messages: list[MessageOut]
     count: int
+    feed_cursor: int
 
 
 class SearchHitOut(BaseModel):
@@ -147,6 +164,7 @@ class SearchResult(Ok):
     query: str
     hits: list[SearchHitOut]
     count: int
+    feed_cursor: int
 
 
 class MemoryResult(Ok):

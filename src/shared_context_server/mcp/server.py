@@ -42,7 +42,7 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
         mask_error_details=True,
     )
     mcp.add_middleware(ToolErrors())
-    register_tools(mcp, ToolContext(app, identity, live))
+    register_tools(mcp, ToolContext(app, identity, live), app.settings.tool_profile)
 
     resources = Resources(identity, live, app.sessions, app.messages, app.memory)
     low = mcp._mcp_server

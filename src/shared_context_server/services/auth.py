@@ -157,10 +157,17 @@ class AuthService:
         )
         return IssuedToken(token, principal, expires_at, wanted - granted)
 
-    def issue_token(self, principal: Principal) -> tuple[str, datetime]:
+    def issue_token(
+        self,
+        principal: Principal,
+        *,
+        ttl_seconds: float | None = None,
+        jti: str | None = None,
+    ) -> tuple[str, datetime]:
+        """A signed token for ``principal``; a session-restricted one keeps its restriction."""
         now = self._clock.now()
-        expires_at = now + timedelta(seconds=self._tokens.ttl_seconds)
-        claims = {
+        expires_at = now + timedelta(seconds=ttl_seconds or self._tokens.ttl_seconds)
+        claims: dict[str, Any] = {
             "sub": principal.agent_id,
             "agent_type": principal.agent_type,
             "permissions": sorted(p.value for p in principal.permissions),
@@ -168,8 +175,11 @@ class AuthService:
             "aud": self._tokens.audience,
             "iat": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
-            "jti": uuid.uuid4().hex,
+            "jti": jti or uuid.uuid4().hex,
         }
+        if principal.session_id is not None:
+            claims["sid"] = principal.session_id
+            claims["dlg"] = principal.delegated_by
         return jwt.encode(claims, self._tokens.secret, algorithm=ALGORITHM), expires_at
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -215,6 +225,8 @@ class AuthService:
                 agent_id=check_agent_id(str(claims["sub"])),
                 agent_type=check_agent_id(str(claims.get("agent_type", "generic")), "agent_type"),
                 permissions=parse_permissions(claims.get("permissions", [])),
+                session_id=claims.get("sid"),
+                delegated_by=claims.get("dlg"),
             )
         except InvalidInputError as exc:
             raise TokenInvalidError("the token's claims are not valid") from exc
@@ -222,6 +234,10 @@ class AuthService:
             self._verified.clear()
         self._verified[token] = (principal, claims["jti"], float(claims["exp"]), time.monotonic())
         return principal
+
+    def forget(self, jti: str) -> None:
+        """Drop cached verifications of a token just revoked, so it fails at once here."""
+        self._verified = {t: v for t, v in self._verified.items() if v[1] != jti}
 
     async def refresh(self, token: str) -> IssuedToken:
         """Swap a valid token for a fresh one with the same identity; the old one is revoked.

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared_context_server.clock import Clock
 from shared_context_server.config import Limits
-from shared_context_server.domain.access import require
+from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_json, check_key, check_metadata, check_page
 from shared_context_server.domain.models import MemoryEntry, Permission
@@ -19,7 +19,9 @@ from shared_context_server.storage.tables import GLOBAL_SCOPE
 GLOB_CHARACTERS = "*?"
 
 
-def _scope(session_id: str | None) -> str:
+def _scope(session_id: str | None, principal: Principal) -> str:
+    if session_id is not None:
+        require_session(principal, session_id)
     return session_id or GLOBAL_SCOPE
 
 
@@ -41,9 +43,20 @@ class MemoryService:
         expires_in: float | None = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = True,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> MemoryEntry:
+        """Write a value. ``expected_version``: only if the stored version is that one (0:
+        only if there is none), else CONFLICT. ``idempotency_key``: a retry returns the
+        first result."""
         require(principal, Permission.WRITE)
         check_key(self._limits, key)
+        if idempotency_key is not None:
+            check_key(self._limits, idempotency_key, "idempotency_key")
+        if expected_version is not None and expected_version < 0:
+            raise InvalidInputError(
+                "expected_version must not be negative", field="expected_version"
+            )
         check_json(
             value,
             field="value",
@@ -64,12 +77,14 @@ class MemoryService:
             expires_at = now + timedelta(seconds=expires_in)
         write = MemoryWrite(
             agent_id=principal.agent_id,
-            scope=_scope(session_id),
+            scope=_scope(session_id, principal),
             key=key,
             value=value,
             metadata=check_metadata(self._limits, metadata),
             expires_at=expires_at,
             overwrite=overwrite,
+            expected_version=expected_version,
+            idempotency_key=idempotency_key,
         )
         return await self._store.set_memory(
             write,
@@ -90,7 +105,7 @@ class MemoryService:
         require(principal, Permission.READ)
         check_key(self._limits, key)
         entry = await self._store.get_memory(
-            principal.agent_id, _scope(session_id), key, self._clock.now()
+            principal.agent_id, _scope(session_id, principal), key, self._clock.now()
         )
         if entry is None:
             raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)
@@ -114,14 +129,16 @@ class MemoryService:
         if "[" in pattern:
             raise InvalidInputError("patterns support the wildcards * and ? only", field="pattern")
         is_glob = any(c in pattern for c in GLOB_CHARACTERS)
-        return await self._store.list_memory(
+        entries = await self._store.list_memory(
             principal.agent_id,
-            None if all_scopes else _scope(session_id),
+            None if all_scopes else _scope(session_id, principal),
             "" if is_glob else pattern,
             self._clock.now(),
             limit,
             glob=pattern if is_glob else None,
         )
+        # A token limited to one session sees its global memory and that session's only.
+        return [e for e in entries if e.session_id is None or principal.may_access(e.session_id)]
 
     async def delete(
         self, principal: Principal, key: str, *, session_id: str | None = None
@@ -131,7 +148,7 @@ class MemoryService:
         now = self._clock.now()
         deleted = await self._store.delete_memory(
             principal.agent_id,
-            _scope(session_id),
+            _scope(session_id, principal),
             key,
             now,
             audit=audit(principal, "memory.deleted", now, session_id=session_id, target=key),

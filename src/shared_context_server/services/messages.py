@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import (
     check_agent_id,
     check_content,
+    check_key,
     check_message_type,
     check_metadata,
     check_page,
@@ -41,6 +43,8 @@ from shared_context_server.events.bus import EventBus
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import MessageQuery, Store
 
+MAX_REASON_CHARS = 500
+
 
 @dataclass(frozen=True, slots=True)
 class MessagePage:
@@ -48,6 +52,8 @@ class MessagePage:
     # Pass back as ``cursor`` to read what comes after this page.
     next_cursor: int | None
     has_more: bool
+    # The change-feed position before the read: wait_for_updates(cursor=...) resumes there.
+    feed_cursor: int = 0
 
 
 class MessageService:
@@ -75,7 +81,10 @@ class MessageService:
         metadata: dict[str, Any] | None = None,
         parent_message_id: int | None = None,
         message_type: str = "message",
+        idempotency_key: str | None = None,
     ) -> Message:
+        """Post a message. A retry with the same ``idempotency_key`` returns the first
+        message instead of posting twice."""
         require_can_post(principal, visibility)
         new = NewMessage(
             session_id=session_id,
@@ -86,8 +95,11 @@ class MessageService:
             message_type=check_message_type(message_type),
             metadata=check_metadata(self._limits, metadata),
             parent_message_id=parent_message_id,
+            idempotency_key=check_key(self._limits, idempotency_key, "idempotency_key")
+            if idempotency_key is not None
+            else None,
         )
-        session = await self._sessions.find(session_id)
+        session = await self._sessions.find(session_id, principal)
         if session.status is SessionStatus.ARCHIVED:
             raise SessionClosedError(
                 "the session is archived; reopen it with update_session first",
@@ -114,14 +126,19 @@ class MessageService:
                 parent_message_id=parent_message_id,
             ),
         )
-        self._bus.publish(event)
+        if event is not None:
+            self._bus.publish(event)
         return message
 
     async def get(self, principal: Principal, message_id: int) -> Message:
         require(principal, Permission.READ)
         message = await self._store.get_message(message_id)
         # A message the caller may not see does not exist for them.
-        if message is None or not read_scope(principal).allows(message):
+        if (
+            message is None
+            or not principal.may_access(message.session_id)
+            or not read_scope(principal).allows(message)
+        ):
             raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
         return message
 
@@ -133,8 +150,9 @@ class MessageService:
         limit: int = 50,
         offset: int = 0,
         cursor: int | None = None,
-        visibility: Visibility | None = None,
+        visibilities: Sequence[Visibility] = (),
         senders: list[str] | None = None,
+        sender_types: Sequence[str] = (),
         message_type: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -145,11 +163,14 @@ class MessageService:
         check_page(self._limits, limit, offset)
         for sender in senders or ():
             check_agent_id(sender, "sender")
+        for sender_type in sender_types:
+            check_agent_id(sender_type, "agent_type")
         if cursor is not None and cursor < 0:
             raise InvalidInputError("cursor must not be negative", field="cursor")
         if since and until and since > until:
             raise InvalidInputError("start must not be after end", field="start")
-        await self._sessions.find(session_id)
+        await self._sessions.find(session_id, principal)
+        feed_cursor = await self._store.latest_feed_id()
         rows = await self._store.list_messages(
             MessageQuery(
                 session_id=session_id,
@@ -159,7 +180,8 @@ class MessageService:
                 after_id=cursor,
                 senders=senders or (),
                 message_type=message_type,
-                visibilities=(visibility,) if visibility else (),
+                visibilities=visibilities,
+                sender_types=sender_types,
                 since=since,
                 until=until,
             )
@@ -167,7 +189,71 @@ class MessageService:
         has_more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = rows[-1].id if rows else cursor
-        return MessagePage(rows, next_cursor, has_more)
+        return MessagePage(rows, next_cursor, has_more, feed_cursor)
+
+    async def advanced(
+        self,
+        principal: Principal,
+        session_id: str,
+        *,
+        visibilities: Sequence[Visibility] = (),
+        agent_type: str | None = None,
+        include_admin_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: int | None = None,
+    ) -> MessagePage:
+        """Messages filtered by visibility and sender type; admin_only ones only for an admin
+        who asks for them with ``include_admin_only``."""
+        if include_admin_only:
+            require(principal, Permission.ADMIN)
+        return await self.page(
+            principal,
+            session_id,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+            visibilities=visibilities,
+            sender_types=(agent_type,) if agent_type else (),
+            scope=read_scope(principal, include_admin_only=include_admin_only),
+        )
+
+    async def set_visibility(
+        self, principal: Principal, message_id: int, visibility: Visibility, reason: str
+    ) -> Message:
+        """The sender may change their own message; others need admin, as does admin_only."""
+        require(principal, Permission.WRITE)
+        if not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            raise InvalidInputError(
+                f"give a reason of 1-{MAX_REASON_CHARS} characters", field="reason"
+            )
+        message = await self.get(principal, message_id)
+        if message.sender != principal.agent_id:
+            require(principal, Permission.ADMIN)
+        if visibility is Visibility.ADMIN_ONLY:
+            require(principal, Permission.ADMIN)
+        if visibility is message.visibility:
+            return message
+        now = self._clock.now()
+        changed, event = await self._store.set_visibility(
+            message_id,
+            visibility,
+            principal.agent_id,
+            reason,
+            now,
+            audit=audit(
+                principal,
+                "message.visibility_changed",
+                now,
+                session_id=message.session_id,
+                target=message_id,
+                old=message.visibility.value,
+                new=visibility.value,
+                reason=reason,
+            ),
+        )
+        self._bus.publish(event)
+        return changed
 
     async def context(
         self,
@@ -181,7 +267,7 @@ class MessageService:
         """The session and its newest visible messages (skipping ``offset``), oldest first."""
         require(principal, Permission.READ)
         check_page(self._limits, limit, offset)
-        session = await self._sessions.find(session_id)
+        session = await self._sessions.find(session_id, principal)
         rows = await self._store.list_messages(
             MessageQuery(
                 session_id=session_id,
@@ -197,7 +283,7 @@ class MessageService:
     async def all_visible(self, principal: Principal, session_id: str) -> list[Message]:
         """Every message of the session the caller may see (search works on the whole)."""
         require(principal, Permission.READ)
-        await self._sessions.find(session_id)
+        await self._sessions.find(session_id, principal)
         return await self._store.list_messages(
             MessageQuery(session_id=session_id, scope=read_scope(principal), limit=10**9)
         )

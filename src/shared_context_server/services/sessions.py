@@ -7,7 +7,7 @@ from typing import Any
 
 from shared_context_server.clock import Clock
 from shared_context_server.config import Limits
-from shared_context_server.domain.access import require
+from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_metadata, check_page
 from shared_context_server.domain.models import Permission, Session, SessionStatus
@@ -48,6 +48,8 @@ class SessionService:
         self, principal: Principal, purpose: str, metadata: dict[str, Any] | None = None
     ) -> Session:
         require(principal, Permission.WRITE)
+        if principal.session_id is not None:
+            raise PermissionDeniedError("a token limited to one session cannot create sessions")
         now = self._clock.now()
         session = Session(
             id=new_session_id(),
@@ -68,8 +70,11 @@ class SessionService:
         self._bus.publish(event)
         return session
 
-    async def find(self, session_id: str) -> Session:
-        """The session, or SESSION_NOT_FOUND. Callers check permissions first."""
+    async def find(self, session_id: str, principal: Principal | None = None) -> Session:
+        """The session, or SESSION_NOT_FOUND. Callers check permissions first; with
+        ``principal``, a token limited to another session is refused too."""
+        if principal is not None:
+            require_session(principal, session_id)
         session = await self._store.get_session(session_id)
         if session is None:
             raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
@@ -77,7 +82,7 @@ class SessionService:
 
     async def get(self, principal: Principal, session_id: str) -> Session:
         require(principal, Permission.READ)
-        return await self.find(session_id)
+        return await self.find(session_id, principal)
 
     async def list(
         self,
@@ -95,6 +100,7 @@ class SessionService:
             offset=offset,
             status=status,
             involving=principal.agent_id if mine else None,
+            only=principal.session_id,
         )
         return await self._store.list_sessions(query)
 
@@ -108,7 +114,7 @@ class SessionService:
         metadata: dict[str, Any] | None = None,
     ) -> Session:
         require(principal, Permission.WRITE)
-        session = await self.find(session_id)
+        session = await self.find(session_id, principal)
         if session.created_by != principal.agent_id and not principal.is_admin:
             raise PermissionDeniedError(
                 "only the session's creator or an admin may update it", session_id=session_id

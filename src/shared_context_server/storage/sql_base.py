@@ -4,10 +4,12 @@ the visibility rule in SQL, and change-feed rows."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
@@ -34,6 +36,7 @@ from shared_context_server.storage.engine import read_options
 from shared_context_server.storage.tables import (
     audit_log,
     change_feed,
+    idempotency_keys,
     messages,
     session_locks,
 )
@@ -97,6 +100,7 @@ def memory_of(row: sa.Row[Any]) -> MemoryEntry:
         created_at=row.created_at,
         updated_at=row.updated_at,
         expires_at=row.expires_at,
+        version=row.version,
     )
 
 
@@ -122,6 +126,14 @@ def feed_event_of(row: sa.Row[Any]) -> ChangeEvent:
         origin=row.origin,
         payload=row.payload or {},
     )
+
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _fingerprint(request: dict[str, Any]) -> str:
+    body = json.dumps(request, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def threaded(
@@ -184,6 +196,65 @@ class SqlBase:
             raise SessionLockedError(
                 f"{holder} holds an exclusive lock on this session", session_id=session_id
             )
+
+    def _replay(
+        self,
+        conn: sa.Connection,
+        agent_id: str,
+        operation: str,
+        key: str | None,
+        request: dict[str, Any],
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The result recorded for an earlier call with this idempotency key, if any.
+
+        The same key with different arguments is a client bug: CONFLICT, not a replay.
+        """
+        if key is None:
+            return None
+        col = idempotency_keys.c
+        row = conn.execute(
+            sa.select(col.result).where(
+                col.agent_id == agent_id,
+                col.operation == operation,
+                col.key == key,
+                col.expires_at > now,
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.result["request"] != _fingerprint(request):
+            raise ConflictError(
+                "this idempotency key was used for a different request", idempotency_key=key
+            )
+        result: dict[str, Any] = row.result["result"]
+        return result
+
+    def _remember(
+        self,
+        conn: sa.Connection,
+        agent_id: str,
+        operation: str,
+        key: str | None,
+        request: dict[str, Any],
+        result: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        if key is None:
+            return
+        col = idempotency_keys.c
+        where = (col.agent_id == agent_id, col.operation == operation, col.key == key)
+        conn.execute(sa.delete(idempotency_keys).where(*where))  # an expired earlier use
+        conn.execute(
+            sa.insert(idempotency_keys).values(
+                agent_id=agent_id,
+                operation=operation,
+                key=key,
+                result={"request": _fingerprint(request), "result": result},
+                created_at=now,
+                expires_at=now + IDEMPOTENCY_WINDOW,
+            )
+        )
 
     def _append_audit(self, conn: sa.Connection, event: AuditEvent) -> None:
         """Chain ``event`` onto the audit trail. Appends take turns (SQLite's write lock,

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.models import (
     ApiKey,
+    Delegation,
     Permission,
 )
 from shared_context_server.errors import (
@@ -22,6 +23,7 @@ from shared_context_server.storage.sql_base import (
 )
 from shared_context_server.storage.tables import (
     api_keys,
+    delegations,
     revoked_tokens,
 )
 
@@ -92,3 +94,34 @@ class IdentityRows(SqlBase):
         statement = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
         with self._read() as conn:
             return conn.execute(statement).first() is not None
+
+    @threaded
+    def record_delegation(self, delegation: Delegation, *, audit: AuditEvent | None = None) -> None:
+        with self._write(audit) as conn:
+            conn.execute(
+                sa.insert(delegations).values(
+                    jti=delegation.jti,
+                    delegator=delegation.delegator,
+                    agent_id=delegation.agent_id,
+                    session_id=delegation.session_id,
+                    permissions=sorted(p.value for p in delegation.permissions),
+                    created_at=delegation.created_at,
+                    expires_at=delegation.expires_at,
+                )
+            )
+
+    @threaded
+    def get_delegation(self, jti: str) -> Delegation | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(delegations).where(delegations.c.jti == jti)).first()
+        if row is None:
+            return None
+        return Delegation(
+            jti=row.jti,
+            delegator=row.delegator,
+            agent_id=row.agent_id,
+            session_id=row.session_id,
+            permissions=frozenset(Permission(p) for p in row.permissions),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )

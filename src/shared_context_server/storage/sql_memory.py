@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -11,6 +13,7 @@ from shared_context_server.domain.models import (
     MemoryEntry,
 )
 from shared_context_server.errors import (
+    ConflictError,
     KeyExistsError,
     SessionNotFoundError,
 )
@@ -25,6 +28,7 @@ from shared_context_server.storage.store import (
 )
 from shared_context_server.storage.tables import (
     agent_memory,
+    idempotency_keys,
     revoked_tokens,
     sessions,
 )
@@ -38,6 +42,27 @@ def _glob_to_like(glob: str) -> str:
 
 def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
+
+
+def _entry_to_json(entry: MemoryEntry) -> dict[str, Any]:
+    return {
+        **{f.name: getattr(entry, f.name) for f in fields(entry)},
+        "created_at": entry.created_at.isoformat(),
+        "updated_at": entry.updated_at.isoformat(),
+        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+    }
+
+
+def _entry_from_json(data: dict[str, Any]) -> MemoryEntry:
+    expires_at = data["expires_at"]
+    return MemoryEntry(
+        **{
+            **data,
+            "created_at": datetime.fromisoformat(data["created_at"]),
+            "updated_at": datetime.fromisoformat(data["updated_at"]),
+            "expires_at": datetime.fromisoformat(expires_at) if expires_at else None,
+        }
+    )
 
 
 class MemoryRows(SqlBase):
@@ -58,7 +83,19 @@ class MemoryRows(SqlBase):
             "expires_at": w.expires_at,
         }
         keys = ("agent_id", "scope", "key")
-        with self._write(audit) as conn:
+        request = {
+            "scope": w.scope,
+            "key": w.key,
+            "value": w.value,
+            "metadata": w.metadata,
+            "expires_at": w.expires_at,
+            "overwrite": w.overwrite,
+            "expected_version": w.expected_version,
+        }
+        with self._write() as conn:
+            replayed = self._replay(conn, w.agent_id, "set_memory", w.idempotency_key, request, now)
+            if replayed is not None:
+                return _entry_from_json(replayed)
             if (
                 w.scope
                 and not conn.execute(
@@ -72,17 +109,39 @@ class MemoryRows(SqlBase):
                     *where, col.expires_at.is_not(None), col.expires_at <= now
                 )
             )
+            if w.expected_version is not None:
+                current = conn.execute(sa.select(col.version).where(*where)).scalar() or 0
+                if current != w.expected_version:
+                    raise ConflictError(
+                        f"memory key {w.key!r} is at version {current}, not {w.expected_version}",
+                        key=w.key,
+                        current_version=current,
+                    )
             if w.overwrite:
                 update = ("value", "metadata", "updated_at", "expires_at")
-                conn.execute(dialects.upsert(self.dialect, agent_memory, values, keys, update))
+                bump = {"version": agent_memory.c.version + 1}
+                conn.execute(
+                    dialects.upsert(self.dialect, agent_memory, values, keys, update, bump)
+                )
             else:
                 inserted = conn.execute(
                     dialects.insert_ignoring_conflict(self.dialect, agent_memory, values, keys)
                 )
                 if inserted.first() is None:
                     raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
-            row = conn.execute(sa.select(agent_memory).where(*where)).one()
-        return memory_of(row)
+            entry = memory_of(conn.execute(sa.select(agent_memory).where(*where)).one())
+            self._remember(
+                conn,
+                w.agent_id,
+                "set_memory",
+                w.idempotency_key,
+                request,
+                _entry_to_json(entry),
+                now,
+            )
+            if audit is not None:
+                self._append_audit(conn, audit)
+        return entry
 
     @threaded
     def get_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> MemoryEntry | None:
@@ -138,6 +197,7 @@ class MemoryRows(SqlBase):
                 sa.delete(agent_memory).where(col.expires_at.is_not(None), col.expires_at <= now)
             )
             conn.execute(sa.delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))
+            conn.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
             if result.rowcount:
                 self._append_audit(conn, system_audit("memory.purged", now, count=result.rowcount))
         return int(result.rowcount)

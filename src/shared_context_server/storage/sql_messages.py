@@ -9,12 +9,10 @@ import sqlalchemy as sa
 
 from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.events import ChangeEvent, EventKind
-from shared_context_server.domain.models import (
-    Message,
-    NewMessage,
-)
+from shared_context_server.domain.models import Message, NewMessage, Visibility
 from shared_context_server.errors import (
     InvalidParentError,
+    MessageNotFoundError,
     SessionNotFoundError,
 )
 from shared_context_server.storage.sql_base import (
@@ -36,8 +34,24 @@ class MessageRows(SqlBase):
     @threaded
     def add_message(
         self, new: NewMessage, now: datetime, *, audit: AuditEvent | None = None
-    ) -> tuple[Message, ChangeEvent]:
+    ) -> tuple[Message, ChangeEvent | None]:
+        request = {
+            "session_id": new.session_id,
+            "content": new.content,
+            "visibility": new.visibility.value,
+            "message_type": new.message_type,
+            "metadata": new.metadata,
+            "parent_message_id": new.parent_message_id,
+        }
         with self._write() as conn:
+            replayed = self._replay(
+                conn, new.sender, "add_message", new.idempotency_key, request, now
+            )
+            if replayed is not None:
+                row = conn.execute(
+                    sa.select(messages).where(messages.c.id == replayed["message_id"])
+                ).one()
+                return message_of(row), None
             touched = conn.execute(
                 sa.update(sessions)
                 .where(sessions.c.id == new.session_id)
@@ -85,10 +99,61 @@ class MessageRows(SqlBase):
             event = self._feed(
                 conn, EventKind.MESSAGE_ADDED, new.session_id, new.sender, now, message
             )
+            self._remember(
+                conn,
+                new.sender,
+                "add_message",
+                new.idempotency_key,
+                request,
+                {"message_id": message.id},
+                now,
+            )
             if audit is not None:
                 # The message's id is known only now.
                 self._append_audit(conn, replace(audit, target=str(message.id)))
         return message, event
+
+    @threaded
+    def set_visibility(
+        self,
+        message_id: int,
+        visibility: Visibility,
+        actor: str,
+        reason: str,
+        now: datetime,
+        *,
+        audit: AuditEvent | None = None,
+    ) -> tuple[Message, ChangeEvent]:
+        with self._write(audit) as conn:
+            row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+            if row is None:
+                raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
+            before = message_of(row)
+            self._require_unlocked(conn, before.session_id, actor, now)
+            conn.execute(
+                sa.update(messages)
+                .where(messages.c.id == message_id)
+                .values(visibility=visibility.value)
+            )
+            after = replace(before, visibility=visibility)
+            payload = {"old_visibility": before.visibility.value, "reason": reason, "by": actor}
+            # The event names the sender (whose visibility rule applies), not the actor.
+            event = self._feed(
+                conn,
+                EventKind.VISIBILITY_CHANGED,
+                after.session_id,
+                after.sender,
+                now,
+                after,
+                payload,
+            )
+        return after, event
+
+    @threaded
+    def messages_by_ids(self, message_ids: list[int]) -> list[Message]:
+        statement = sa.select(messages).where(messages.c.id.in_(message_ids))
+        with self._read() as conn:
+            return [message_of(row) for row in conn.execute(statement.order_by(messages.c.id))]
 
     @threaded
     def get_message(self, message_id: int) -> Message | None:
@@ -108,6 +173,8 @@ class MessageRows(SqlBase):
             statement = statement.where(col.message_type == q.message_type)
         if q.visibilities:
             statement = statement.where(col.visibility.in_([v.value for v in q.visibilities]))
+        if q.sender_types:
+            statement = statement.where(col.sender_type.in_(list(q.sender_types)))
         if q.since:
             statement = statement.where(col.created_at >= q.since)
         if q.until:

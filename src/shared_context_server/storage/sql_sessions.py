@@ -67,6 +67,8 @@ class SessionRows(SqlBase):
             statement = statement.where(sessions.c.status == query.status.value)
         if query.created_by:
             statement = statement.where(sessions.c.created_by == query.created_by)
+        if query.only:
+            statement = statement.where(sessions.c.id == query.only)
         if query.involving:
             posted = sa.select(messages.c.session_id).where(messages.c.sender == query.involving)
             statement = statement.where(
@@ -98,12 +100,13 @@ class SessionRows(SqlBase):
         if changes.metadata is not None:
             values["metadata"] = changes.metadata
         with self._write(audit) as conn:
-            self._require_unlocked(conn, session_id, agent_id, now)
             result = conn.execute(
                 sa.update(sessions).where(sessions.c.id == session_id).values(values)
             )
             if result.rowcount == 0:
                 raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+            # After the UPDATE, which holds the session row: no exclusive grant can slip in.
+            self._require_unlocked(conn, session_id, agent_id, now)
             event = self._feed(conn, EventKind.SESSION_UPDATED, session_id, agent_id, now)
             row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).one()
         return session_of(row), event

@@ -22,6 +22,7 @@ from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.locks import Lock, LockChange, LockRequest
 from shared_context_server.domain.models import (
     ApiKey,
+    Delegation,
     MemoryEntry,
     Message,
     NewMessage,
@@ -30,8 +31,8 @@ from shared_context_server.domain.models import (
     SessionStatus,
     Visibility,
 )
-
 from shared_context_server.domain.presence import AgentPresence, PresenceTouch
+
 
 @dataclass(frozen=True, slots=True)
 class MessageQuery:
@@ -44,6 +45,7 @@ class MessageQuery:
     senders: Sequence[str] = ()
     message_type: str | None = None
     visibilities: Sequence[Visibility] = ()
+    sender_types: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
 
@@ -56,6 +58,8 @@ class SessionQuery:
     created_by: str | None = None
     # Sessions this agent created or posted in.
     involving: str | None = None
+    # Only this session (a token limited to one session lists just that one).
+    only: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,9 @@ class MemoryWrite:
     metadata: dict[str, Any] = field(default_factory=dict)
     expires_at: datetime | None = None
     overwrite: bool = True
+    # Write only if the stored version is this one (0: only if there is none).
+    expected_version: int | None = None
+    idempotency_key: str | None = None
 
 
 class Store(Protocol):
@@ -103,8 +110,22 @@ class Store(Protocol):
     # messages
     async def add_message(
         self, message: NewMessage, now: datetime, *, audit: AuditEvent | None = None
-    ) -> tuple[Message, ChangeEvent]: ...
+    ) -> tuple[Message, ChangeEvent | None]:
+        """The message and its feed event; a replay (same idempotency key) has no event."""
+        ...
+
     async def get_message(self, message_id: int) -> Message | None: ...
+    async def messages_by_ids(self, message_ids: list[int]) -> list[Message]: ...
+    async def set_visibility(
+        self,
+        message_id: int,
+        visibility: Visibility,
+        actor: str,
+        reason: str,
+        now: datetime,
+        *,
+        audit: AuditEvent | None = None,
+    ) -> tuple[Message, ChangeEvent]: ...
     async def list_messages(self, query: MessageQuery) -> list[Message]: ...
 
     # memory
@@ -153,6 +174,10 @@ class Store(Protocol):
         self, jti: str, expires_at: datetime, *, audit: AuditEvent | None = None
     ) -> None: ...
     async def is_token_revoked(self, jti: str) -> bool: ...
+    async def record_delegation(
+        self, delegation: Delegation, *, audit: AuditEvent | None = None
+    ) -> None: ...
+    async def get_delegation(self, jti: str) -> Delegation | None: ...
 
     # audit
     async def append_audit(self, event: AuditEvent) -> None: ...

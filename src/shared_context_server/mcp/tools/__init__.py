@@ -1,8 +1,12 @@
-"""The tool catalogue (DESIGN.md §5), one module per family."""
+"""The tool catalogue (DESIGN.md §5), one module per family, trimmed to a profile."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastmcp import FastMCP
+from mcp_types import ToolAnnotations
 
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.tools import (
@@ -13,9 +17,61 @@ from shared_context_server.mcp.tools import (
     messages,
     search,
     sessions,
+    updates,
 )
 
+FAMILIES = (identity, sessions, messages, search, memory, updates, audit, coordination)
 
-def register_tools(mcp: FastMCP, ctx: ToolContext) -> None:
-    for family in (identity, sessions, messages, search, memory, audit, coordination):
-        family.register(mcp, ctx)
+# What an agent needs day to day, for clients that pay for every tool in their context.
+CORE = frozenset(
+    {
+        "authenticate_agent",
+        "create_session",
+        "get_session",
+        "list_sessions",
+        "add_message",
+        "get_messages",
+        "get_context",
+        "search_context",
+        "set_memory",
+        "get_memory",
+        "list_memory",
+        "wait_for_updates",
+        "coordinate_session_work",
+    }
+)
+IDENTITY = frozenset({"authenticate_agent", "refresh_token"})
+
+
+class _Profiled:
+    """Stands in for FastMCP while the families register: passes on only the tools the
+    profile keeps, so the others are never registered (and never listed)."""
+
+    def __init__(self, mcp: FastMCP, profile: str) -> None:
+        self._mcp = mcp
+        self._profile = profile
+
+    def _keeps(self, name: str, annotations: ToolAnnotations | None) -> bool:
+        if self._profile == "core":
+            return name in CORE
+        if self._profile == "readonly":
+            return name in IDENTITY or bool(annotations and annotations.read_only_hint)
+        return True
+
+    def tool(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = self._mcp.tool(**options)
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            if self._keeps(fn.__name__, options.get("annotations")):
+                return register(fn)
+            return fn
+
+        return decorate
+
+
+def register_tools(mcp: FastMCP, ctx: ToolContext, profile: str = "all") -> None:
+    """Register the tools of ``profile``: ``all``, ``core`` (an agent's everyday set) or
+    ``readonly`` (tools that change nothing, plus authentication)."""
+    target: Any = mcp if profile == "all" else _Profiled(mcp, profile)
+    for family in FAMILIES:
+        family.register(target, ctx)

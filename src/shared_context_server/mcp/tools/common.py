@@ -21,6 +21,18 @@ Metadata = Annotated[
     dict[str, Any] | None, Field(default=None, description="Any JSON object (≤ 64 KiB).")
 ]
 
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^\S+$",
+        description="Any unique string: a retry with the same key returns the first result "
+        "instead of writing twice (kept 24 hours).",
+    ),
+]
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False

@@ -9,8 +9,8 @@ from pydantic import Field
 
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.mcp.context import ToolContext
-from shared_context_server.mcp.schemas import TokenResult
-from shared_context_server.mcp.tools.common import WRITE
+from shared_context_server.mcp.schemas import DelegatedTokenResult, RevokedResult, TokenResult
+from shared_context_server.mcp.tools.common import DESTRUCTIVE, WRITE, AuthToken
 from shared_context_server.services.auth import IssuedToken, parse_permissions
 
 PermissionName = Literal["read", "write", "admin", "debug"]
@@ -55,3 +55,44 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     ) -> TokenResult:
         """Swap a valid token for a fresh one with the same identity; the old one stops working."""
         return _result(await auth.refresh(auth_token))
+
+    delegation = ctx.app.delegation
+
+    @mcp.tool(annotations=WRITE)
+    async def delegate_token(
+        agent_id: AgentName,
+        session_id: Annotated[str, Field(min_length=1, max_length=64)],
+        agent_type: AgentName = "generic",
+        permissions: Annotated[
+            list[PermissionName] | None,
+            Field(min_length=1, max_length=4, description="Default: read and write."),
+        ] = None,
+        expires_in: Annotated[float, Field(gt=0, description="Seconds (default 1 hour).")] = 3600,
+        auth_token: AuthToken = None,
+    ) -> DelegatedTokenResult:
+        """Mint a token for a sub-agent: it works only in session_id, carries only
+        permissions you hold, and you (or an admin) can revoke it with revoke_token(jti)."""
+        caller = await ctx.caller(auth_token)
+        minted = await delegation.delegate(
+            caller,
+            agent_id,
+            agent_type,
+            session_id,
+            parse_permissions(permissions or ["read", "write"]),
+            expires_in,
+        )
+        result = _result(minted.issued)
+        return DelegatedTokenResult(
+            **result.model_dump(exclude={"success"}), jti=minted.jti, session_id=session_id
+        )
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    async def revoke_token(
+        jti: Annotated[str, Field(min_length=1, max_length=64)],
+        auth_token: AuthToken = None,
+    ) -> RevokedResult:
+        """Revoke a token you delegated (by the jti delegate_token returned); admins may
+        revoke any delegated token. It stops working at once."""
+        caller = await ctx.caller(auth_token)
+        revoked = await delegation.revoke(caller, jti)
+        return RevokedResult(jti=jti, agent_id=revoked.agent_id, session_id=revoked.session_id)

@@ -19,6 +19,7 @@ from shared_context_server.mcp.tools.common import (
     IDEMPOTENT_WRITE,
     READ_ONLY,
     AuthToken,
+    IdempotencyKey,
     Metadata,
 )
 
@@ -44,6 +45,15 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         overwrite: Annotated[
             bool, Field(description="False: fail with KEY_EXISTS if the key is taken.")
         ] = True,
+        expected_version: Annotated[
+            int | None,
+            Field(
+                ge=0,
+                description="Write only if the stored version is this (0: only if unset); "
+                "else CONFLICT. Versions come back with every entry.",
+            ),
+        ] = None,
+        idempotency_key: IdempotencyKey = None,
         auth_token: AuthToken = None,
     ) -> MemoryResult:
         """Remember a value under a key: your own memory, global or tied to one session."""
@@ -56,6 +66,8 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             expires_in=expires_in,
             metadata=metadata,
             overwrite=overwrite,
+            expected_version=expected_version,
+            idempotency_key=idempotency_key,
         )
         return MemoryResult(entry=MemoryOut.of(entry))
 

@@ -16,7 +16,15 @@ from shared_context_server.mcp.schemas import (
     MessageResult,
     SessionOut,
 )
-from shared_context_server.mcp.tools.common import READ_ONLY, WRITE, AuthToken, Metadata, SessionId
+from shared_context_server.mcp.tools.common import (
+    IDEMPOTENT_WRITE,
+    READ_ONLY,
+    WRITE,
+    AuthToken,
+    IdempotencyKey,
+    Metadata,
+    SessionId,
+)
 
 VisibilityName = Literal["public", "private", "agent_only", "admin_only"]
 Content = Annotated[str, Field(min_length=1, max_length=100_000)]
@@ -38,6 +46,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         metadata: Metadata = None,
         parent_message_id: MessageId | None = None,
         message_type: MessageType = "message",
+        idempotency_key: IdempotencyKey = None,
         auth_token: AuthToken = None,
     ) -> MessageResult:
         """Post to a session. Visibility: public (everyone), private (only you),
@@ -52,6 +61,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             metadata=metadata,
             parent_message_id=parent_message_id,
             message_type=message_type,
+            idempotency_key=idempotency_key,
         )
         return MessageResult(message=MessageOut.of(message))
 
@@ -102,7 +112,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             limit=limit,
             offset=offset,
             cursor=cursor,
-            visibility=Visibility(visibility) if visibility else None,
+            visibilities=(Visibility(visibility),) if visibility else (),
             senders=[sender] if sender else None,
             message_type=message_type,
         )
@@ -118,8 +128,61 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     ) -> ContextResult:
         """Catch up on a session: the session and its newest messages you may see."""
         caller = await ctx.caller(auth_token)
+        feed_cursor = await ctx.app.updates.cursor()
         session, found = await messages.context(
             caller, session_id, limit=limit, offset=offset, include_private=include_private
         )
         out = [MessageOut.of(m) for m in found]
-        return ContextResult(session=SessionOut.of(session), messages=out, count=len(out))
+        return ContextResult(
+            session=SessionOut.of(session), messages=out, count=len(out), feed_cursor=feed_cursor
+        )
+
+    @mcp.tool(annotations=IDEMPOTENT_WRITE)
+    async def set_message_visibility(
+        message_id: MessageId,
+        new_visibility: VisibilityName,
+        reason: Annotated[str, Field(min_length=1, max_length=500)],
+        auth_token: AuthToken = None,
+    ) -> MessageResult:
+        """Change who may see a message. You may change your own messages; changing
+        another agent's, or making one admin_only, needs admin. Subscribers are told;
+        the change and its reason are audited."""
+        caller = await ctx.caller(auth_token)
+        changed = await messages.set_visibility(
+            caller, message_id, Visibility(new_visibility), reason
+        )
+        return MessageResult(message=MessageOut.of(changed))
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_messages_advanced(
+        session_id: SessionId,
+        visibility_filter: Annotated[
+            list[VisibilityName] | None,
+            Field(max_length=4, description="Only these visibilities."),
+        ] = None,
+        agent_type_filter: Annotated[
+            AgentName | None, Field(description="Only messages from agents of this type.")
+        ] = None,
+        include_admin_only: Annotated[
+            bool, Field(description="Admins only: include admin_only messages.")
+        ] = False,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        cursor: Annotated[int | None, Field(ge=0)] = None,
+        auth_token: AuthToken = None,
+    ) -> MessagePageResult:
+        """Messages you may see, filtered by visibility and by the sender's agent type,
+        oldest first. admin_only messages appear only for admins who set
+        include_admin_only."""
+        caller = await ctx.caller(auth_token)
+        page = await messages.advanced(
+            caller,
+            session_id,
+            visibilities=[Visibility(v) for v in visibility_filter or ()],
+            agent_type=agent_type_filter,
+            include_admin_only=include_admin_only,
+            limit=limit,
+            offset=offset,
+            cursor=cursor,
+        )
+        return MessagePageResult.of(session_id, page)

@@ -35,6 +35,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         metadata). Hits are best first with a 0-100 score; raise fuzzy_threshold for
         stricter matches."""
         caller = await ctx.caller(auth_token)
+        feed_cursor = await ctx.app.updates.cursor()
         hits = await search.fuzzy(
             caller,
             session_id,
@@ -44,7 +45,13 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             include_metadata=search_metadata,
         )
         out = [SearchHitOut(score=h.score, message=MessageOut.of(h.message)) for h in hits]
-        return SearchResult(session_id=session_id, query=query, hits=out, count=len(out))
+        return SearchResult(
+            session_id=session_id,
+            query=query,
+            hits=out,
+            count=len(out),
+            feed_cursor=feed_cursor,
+        )
 
     @mcp.tool(annotations=READ_ONLY)
     async def search_by_sender(

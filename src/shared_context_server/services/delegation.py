@@ -1,0 +1,123 @@
+"""Delegated tokens: an orchestrator mints, for a sub-agent, a token limited to one session
+and to permissions it holds itself, and can revoke it before it expires."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared_context_server.clock import Clock
+from shared_context_server.domain.audit import audit
+from shared_context_server.domain.limits import check_agent_id
+from shared_context_server.domain.models import Delegation, Permission
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import (
+    InvalidInputError,
+    LimitExceededError,
+    PermissionDeniedError,
+    TokenRevokedError,
+)
+from shared_context_server.services.auth import AuthService, IssuedToken
+from shared_context_server.services.sessions import SessionService
+from shared_context_server.storage.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class DelegatedToken:
+    issued: IssuedToken
+    jti: str
+
+
+class DelegationService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        auth: AuthService,
+        sessions: SessionService,
+        *,
+        max_ttl_seconds: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._auth = auth
+        self._sessions = sessions
+        self._max_ttl = max_ttl_seconds
+
+    async def delegate(
+        self,
+        principal: Principal,
+        agent_id: str,
+        agent_type: str,
+        session_id: str,
+        permissions: frozenset[Permission],
+        expires_in: float,
+    ) -> DelegatedToken:
+        check_agent_id(agent_id)
+        check_agent_id(agent_type, "agent_type")
+        if not permissions:
+            raise InvalidInputError("grant at least one permission", field="permissions")
+        beyond = permissions - principal.permissions
+        if beyond:
+            raise PermissionDeniedError(
+                "a delegated token can carry only permissions you hold",
+                not_held=sorted(p.value for p in beyond),
+            )
+        if not 0 < expires_in <= self._max_ttl:
+            raise LimitExceededError(
+                f"expires_in must be between 1 and {self._max_ttl:g} seconds",
+                field="expires_in",
+                limit=self._max_ttl,
+            )
+        await self._sessions.get(principal, session_id)
+        now = self._clock.now()
+        jti = uuid.uuid4().hex
+        sub_agent = Principal(
+            agent_id,
+            agent_type,
+            permissions,
+            session_id=session_id,
+            delegated_by=principal.agent_id,
+        )
+        token, expires_at = self._auth.issue_token(sub_agent, ttl_seconds=expires_in, jti=jti)
+        await self._store.record_delegation(
+            Delegation(jti, principal.agent_id, agent_id, session_id, permissions, now, expires_at),
+            audit=audit(
+                principal,
+                "auth.token_delegated",
+                now,
+                session_id=session_id,
+                target=agent_id,
+                jti=jti,
+                permissions=sorted(p.value for p in permissions),
+                expires_at=expires_at.isoformat(),
+            ),
+        )
+        return DelegatedToken(IssuedToken(token, sub_agent, expires_at, frozenset()), jti)
+
+    async def revoke(self, principal: Principal, jti: str) -> Delegation:
+        """Its delegator or an admin may revoke a delegated token; it stops working at once
+        in this process and within seconds in others sharing the database."""
+        delegation = await self._store.get_delegation(jti)
+        if delegation is None:
+            raise InvalidInputError("no delegated token with that id", field="jti")
+        if delegation.delegator != principal.agent_id and not principal.is_admin:
+            raise PermissionDeniedError("only its delegator or an admin may revoke a token")
+        if await self._store.is_token_revoked(jti):
+            raise TokenRevokedError("the token is already revoked", jti=jti)
+        now = self._clock.now()
+        await self._store.revoke_token(
+            jti,
+            delegation.expires_at + timedelta(seconds=1),
+            audit=audit(
+                principal,
+                "auth.token_revoked",
+                now,
+                session_id=delegation.session_id,
+                target=delegation.agent_id,
+                jti=jti,
+            ),
+        )
+        self._auth.forget(jti)
+        return delegation

@@ -1,0 +1,140 @@
+"""Waiting for news: a bounded long-poll on the change feed, for clients that ignore
+resource notifications. What a waiter receives goes through the same access rules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from shared_context_server.clock import Clock
+from shared_context_server.domain.access import can_hear, read_scope, require
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.models import Message, Permission
+from shared_context_server.domain.principal import Principal
+from shared_context_server.errors import InvalidInputError, LimitExceededError
+from shared_context_server.events.bus import EventBus
+from shared_context_server.services.sessions import SessionService
+from shared_context_server.storage.store import Store
+
+BATCH = 200
+Progress = Callable[[float, float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    event: ChangeEvent
+    # The message itself for message events the caller may read now.
+    message: Message | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBatch:
+    updates: list[Update]
+    # Pass back as ``cursor`` to continue exactly after what was scanned.
+    next_cursor: int
+    timed_out: bool
+
+
+class UpdateService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        sessions: SessionService,
+        *,
+        max_wait_seconds: float,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._sessions = sessions
+        self.max_wait_seconds = max_wait_seconds
+
+    async def cursor(self) -> int:
+        """The feed position now: reads that return it let a waiter resume after them."""
+        return await self._store.latest_feed_id()
+
+    async def wait(
+        self,
+        principal: Principal,
+        *,
+        session_id: str | None = None,
+        cursor: int | None = None,
+        timeout_seconds: float = 20.0,
+        progress: Progress | None = None,
+    ) -> UpdateBatch:
+        require(principal, Permission.READ)
+        if not 0 <= timeout_seconds <= self.max_wait_seconds:
+            raise LimitExceededError(
+                f"timeout_s must be between 0 and {self.max_wait_seconds}",
+                field="timeout_s",
+                limit=self.max_wait_seconds,
+            )
+        if cursor is not None and cursor < 0:
+            raise InvalidInputError("cursor must not be negative", field="cursor")
+        if session_id is not None:
+            await self._sessions.get(principal, session_id)
+
+        def wanted(event: ChangeEvent) -> bool:
+            in_scope = session_id is None or event.session_id == session_id
+            return (
+                in_scope and principal.may_access(event.session_id) and can_hear(principal, event)
+            )
+
+        arrived = anyio.Event()
+
+        def listener(event: ChangeEvent) -> None:
+            if wanted(event):
+                arrived.set()
+
+        # Listen before reading, so nothing committed in between is missed.
+        unsubscribe = self._bus.subscribe(listener)
+        try:
+            position = await self.cursor() if cursor is None else cursor
+            position, found = await self._scan(position, wanted)
+            deadline = anyio.current_time() + timeout_seconds
+            waited = 0.0
+            while not found:
+                remaining = deadline - anyio.current_time()
+                if remaining <= 0:
+                    return UpdateBatch([], position, timed_out=True)
+                with anyio.move_on_after(min(1.0, remaining)):
+                    await arrived.wait()
+                waited = min(timeout_seconds, waited + 1.0)
+                if arrived.is_set():
+                    arrived = anyio.Event()
+                    position, found = await self._scan(position, wanted)
+                elif progress is not None:
+                    await progress(waited, math.ceil(timeout_seconds))
+        finally:
+            unsubscribe()
+        return UpdateBatch(await self._with_messages(principal, found), position, False)
+
+    async def _scan(
+        self, position: int, wanted: Callable[[ChangeEvent], bool]
+    ) -> tuple[int, list[ChangeEvent]]:
+        found: list[ChangeEvent] = []
+        while True:
+            events = await self._store.read_feed(position, BATCH)
+            if events:
+                position = events[-1].id
+            found += [e for e in events if wanted(e)]
+            if found or len(events) < BATCH:
+                return position, found
+
+    async def _with_messages(self, principal: Principal, events: list[ChangeEvent]) -> list[Update]:
+        ids = [e.message_id for e in events if e.kind is EventKind.MESSAGE_ADDED and e.message_id]
+        messages = {m.id: m for m in await self._store.messages_by_ids(ids)} if ids else {}
+        scope = read_scope(principal)
+        updates = []
+        for event in events:
+            message = messages.get(event.message_id) if event.message_id else None
+            # Only messages the caller may read now (a later visibility change may hide it).
+            if message is not None and not scope.allows(message):
+                message = None
+            updates.append(Update(event, message))
+        return updates

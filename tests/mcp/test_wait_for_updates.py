@@ -1,0 +1,117 @@
+"""wait_for_updates: a bounded long-poll on the change feed, through a real client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from shared_context_server.app import App
+from tests.mcp.conftest import connect_client, fails, ok
+
+
+async def test_news_after_the_cursor_comes_back_at_once(
+    app: App, tokens: dict[str, str], mode: str
+) -> None:
+    async with connect_client(app, tokens["alice"], mode=mode) as alice:
+        session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
+        cursor = (await ok(alice, "get_messages", session_id=session_id))["feed_cursor"]
+        await ok(alice, "add_message", session_id=session_id, content="first")
+        await ok(
+            alice, "add_message", session_id=session_id, content="hidden", visibility="private"
+        )
+        await ok(alice, "add_message", session_id=session_id, content="second")
+    async with connect_client(app, tokens["bob"], mode=mode) as bob:
+        with anyio.fail_after(5):
+            news = await ok(bob, "wait_for_updates", session_id=session_id, cursor=cursor)
+        assert news["timed_out"] is False
+        assert [u["message"]["content"] for u in news["updates"]] == ["first", "second"]
+        assert all(u["kind"] == "message_added" for u in news["updates"])
+        # Nothing more after the returned cursor: the private note was skipped over.
+        quiet = await ok(
+            bob,
+            "wait_for_updates",
+            session_id=session_id,
+            cursor=news["next_cursor"],
+            timeout_s=0,
+        )
+        assert quiet["timed_out"] is True
+        assert quiet["count"] == 0
+        assert quiet["next_cursor"] == news["next_cursor"]
+
+
+async def test_a_waiting_agent_wakes_when_another_posts(
+    app: App, tokens: dict[str, str], mode: str
+) -> None:
+    async with connect_client(app, tokens["alice"]) as alice:
+        session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
+        posted: list[str] = []
+
+        async def wait() -> None:
+            # Any visible change wakes a waiter (presence too); wait on until the post.
+            async with connect_client(app, tokens["bob"], mode=mode) as bob:
+                cursor = None
+                while not posted:
+                    args: dict[str, Any] = {"session_id": session_id, "timeout_s": 20}
+                    if cursor is not None:
+                        args["cursor"] = cursor
+                    news = await ok(bob, "wait_for_updates", **args)
+                    assert news["timed_out"] is False
+                    cursor = news["next_cursor"]
+                    posted.extend(
+                        u["message"]["content"]
+                        for u in news["updates"]
+                        if u["kind"] == "message_added"
+                    )
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await anyio.sleep(0.3)  # let the waiter block first
+                await ok(alice, "add_message", session_id=session_id, content="wake up")
+        assert posted == ["wake up"]
+
+
+async def test_a_wait_times_out_with_progress_and_nothing_else(
+    app: App, tokens: dict[str, str]
+) -> None:
+    progress: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(done)
+
+    async with connect_client(app, tokens["bob"]) as bob:
+        result = await bob.call_tool(
+            "wait_for_updates", {"timeout_s": 1.5}, progress_callback=on_progress
+        )
+    assert result.structured_content is not None
+    assert result.structured_content["timed_out"] is True
+    assert progress
+
+
+async def test_waits_see_only_what_the_caller_may_see(app: App, tokens: dict[str, str]) -> None:
+    async with connect_client(app, tokens["alice"]) as alice:
+        session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
+        cursor = (await ok(alice, "get_context", session_id=session_id))["feed_cursor"]
+        await ok(alice, "add_message", session_id=session_id, content="x", visibility="private")
+        await ok(alice, "add_message", session_id=session_id, content="y", visibility="agent_only")
+
+    def posted(news: dict[str, Any]) -> list[str]:
+        return [u["message"]["content"] for u in news["updates"] if u["kind"] == "message_added"]
+
+    async with connect_client(app, tokens["carol"]) as carol:
+        assert posted(await ok(carol, "wait_for_updates", cursor=cursor, timeout_s=0)) == []
+    async with connect_client(app, tokens["bob"]) as bob:
+        assert posted(await ok(bob, "wait_for_updates", cursor=cursor, timeout_s=0)) == ["y"]
+
+
+async def test_wait_input_errors(app: App, tokens: dict[str, str]) -> None:
+    async with connect_client(app, tokens["bob"]) as bob:
+        assert (await fails(bob, "wait_for_updates", timeout_s=26))["code"] == "LIMIT_EXCEEDED"
+        assert (await fails(bob, "wait_for_updates", session_id="nope", timeout_s=0))[
+            "code"
+        ] == "SESSION_NOT_FOUND"
+    async with connect_client(app) as anonymous:
+        assert (await fails(anonymous, "wait_for_updates", timeout_s=0))["code"] == (
+            "AUTH_REQUIRED"
+        )
