@@ -46,16 +46,17 @@ async def test_a_waiting_agent_wakes_when_another_posts(
     async with connect_client(app, tokens["alice"]) as alice:
         session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
         posted: list[str] = []
+        ready = anyio.Event()
 
         async def wait() -> None:
             # Any visible change wakes a waiter (presence too); wait on until the post.
             async with connect_client(app, tokens["bob"], mode=mode) as bob:
-                cursor = None
+                cursor = (await ok(bob, "get_messages", session_id=session_id))["feed_cursor"]
+                ready.set()
                 while not posted:
-                    args: dict[str, Any] = {"session_id": session_id, "timeout_s": 20}
-                    if cursor is not None:
-                        args["cursor"] = cursor
-                    news = await ok(bob, "wait_for_updates", **args)
+                    news = await ok(
+                        bob, "wait_for_updates", session_id=session_id, cursor=cursor, timeout_s=20
+                    )
                     assert news["timed_out"] is False
                     cursor = news["next_cursor"]
                     posted.extend(
@@ -67,7 +68,8 @@ async def test_a_waiting_agent_wakes_when_another_posts(
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(wait)
-                await anyio.sleep(0.3)  # let the waiter block first
+                await ready.wait()
+                await anyio.sleep(0.2)  # most likely blocked by now; the cursor covers it if not
                 await ok(alice, "add_message", session_id=session_id, content="wake up")
         assert posted == ["wake up"]
 
