@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,8 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
         # up front (IMMEDIATE) and never fail on a read-to-write upgrade between processes.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _use_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Key prefixes and globs compare case-sensitively, as on PostgreSQL.
@@ -49,6 +51,25 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch a new database file to WAL (the mode persists in the file).
+
+    The switch needs the file to itself and SQLite does not wait for that, so a process
+    that starts while another holds it retries for up to the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def read_options(engine: sa.Engine) -> dict[str, Any]:
