@@ -87,7 +87,6 @@ async def test_a_revoked_delegated_token_is_refused_everywhere(
             ("get_messages", {"session_id": session_id}),
             ("add_message", {"session_id": session_id, "content": "x"}),
             ("wait_for_updates", {"timeout_s": 0}),
-            ("refresh_token", {}),
         ]:
             error = await fails(client, tool, auth_token=minted["token"], **args)
             assert error["code"] == "TOKEN_REVOKED", tool

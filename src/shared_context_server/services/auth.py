@@ -245,6 +245,11 @@ class AuthService:
         An expired token cannot be refreshed: the agent authenticates again with its key.
         """
         principal = await self.verify_token(token)
+        if principal.session_id is not None:
+            # Its delegator set its lifetime and must be able to revoke it: no extensions.
+            raise PermissionDeniedError(
+                "a delegated token cannot be refreshed; ask its delegator for a new one"
+            )
         await self.revoke(token, audit(principal, "auth.token_refreshed", self._clock.now()))
         new_token, expires_at = self.issue_token(principal)
         return IssuedToken(new_token, principal, expires_at, frozenset())

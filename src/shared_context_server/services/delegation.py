@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared_context_server.clock import Clock
+from shared_context_server.domain.access import require
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import Delegation, Permission
@@ -21,6 +22,8 @@ from shared_context_server.errors import (
 from shared_context_server.services.auth import AuthService, IssuedToken
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import Store
+
+DELEGABLE = frozenset({Permission.READ, Permission.WRITE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +57,20 @@ class DelegationService:
         permissions: frozenset[Permission],
         expires_in: float,
     ) -> DelegatedToken:
-        check_agent_id(agent_id)
+        require(principal, Permission.WRITE)
+        if principal.session_id is not None:
+            raise PermissionDeniedError("a delegated token cannot delegate further")
+        # A sub-agent is named under its delegator, so no delegator can pose as another agent.
+        prefix = f"{principal.agent_id}:"
+        agent_id = check_agent_id(agent_id if agent_id.startswith(prefix) else prefix + agent_id)
         check_agent_id(agent_type, "agent_type")
         if not permissions:
             raise InvalidInputError("grant at least one permission", field="permissions")
+        if permissions - DELEGABLE:
+            raise PermissionDeniedError(
+                "delegated tokens carry read and write only",
+                not_delegable=sorted(p.value for p in permissions - DELEGABLE),
+            )
         beyond = permissions - principal.permissions
         if beyond:
             raise PermissionDeniedError(

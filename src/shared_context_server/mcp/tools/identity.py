@@ -70,8 +70,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         expires_in: Annotated[float, Field(gt=0, description="Seconds (default 1 hour).")] = 3600,
         auth_token: AuthToken = None,
     ) -> DelegatedTokenResult:
-        """Mint a token for a sub-agent: it works only in session_id, carries only
-        permissions you hold, and you (or an admin) can revoke it with revoke_token(jti)."""
+        """Mint a token for a sub-agent, named "<you>:<agent_id>": it works only in
+        session_id, carries read/write you hold, cannot be refreshed or delegated further,
+        and you (or an admin) can revoke it with revoke_token(jti)."""
         caller = await ctx.caller(auth_token)
         minted = await delegation.delegate(
             caller,
