@@ -29,7 +29,6 @@ from shared_context_server.domain.models import (
     NewMessage,
     Permission,
     Session,
-    SessionStatus,
     Visibility,
 )
 from shared_context_server.domain.principal import Principal
@@ -37,7 +36,6 @@ from shared_context_server.errors import (
     InvalidInputError,
     InvalidParentError,
     MessageNotFoundError,
-    SessionClosedError,
 )
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.sessions import SessionService
@@ -99,12 +97,7 @@ class MessageService:
             if idempotency_key is not None
             else None,
         )
-        session = await self._sessions.find(session_id, principal)
-        if session.status is SessionStatus.ARCHIVED:
-            raise SessionClosedError(
-                "the session is archived; reopen it with update_session first",
-                session_id=session_id,
-            )
+        await self._sessions.find(session_id, principal)  # the store refuses archived ones
         if parent_message_id is not None:
             parent = await self._store.get_message(parent_message_id)
             if parent is None or not read_scope(principal).allows(parent):

@@ -9,10 +9,11 @@ import sqlalchemy as sa
 
 from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.events import ChangeEvent, EventKind
-from shared_context_server.domain.models import Message, NewMessage, Visibility
+from shared_context_server.domain.models import Message, NewMessage, SessionStatus, Visibility
 from shared_context_server.errors import (
     InvalidParentError,
     MessageNotFoundError,
+    SessionClosedError,
     SessionNotFoundError,
 )
 from shared_context_server.storage.sql_base import (
@@ -52,14 +53,22 @@ class MessageRows(SqlBase):
                     sa.select(messages).where(messages.c.id == replayed["message_id"])
                 ).one()
                 return message_of(row), None
-            touched = conn.execute(
+            # Touching the session first holds its row for the rest of the transaction, so
+            # its status and locks cannot change under this write.
+            status = conn.execute(
                 sa.update(sessions)
                 .where(sessions.c.id == new.session_id)
                 .values(last_activity_at=now)
-            )
-            if touched.rowcount == 0:
+                .returning(sessions.c.status)
+            ).scalar()
+            if status is None:
                 raise SessionNotFoundError(
                     f"no session {new.session_id!r}", session_id=new.session_id
+                )
+            if status == SessionStatus.ARCHIVED.value:
+                raise SessionClosedError(
+                    "the session is archived; reopen it with update_session first",
+                    session_id=new.session_id,
                 )
             self._require_unlocked(conn, new.session_id, new.sender, now)
             if new.parent_message_id is not None:
