@@ -147,3 +147,12 @@ async def test_writing_without_write_is_refused(app: App, tool: str, args: dict[
     async with connect_client(app) as client:
         error = await fails(client, tool, auth_token=reader, **args)
     assert error["code"] == "PERMISSION_DENIED"
+
+
+async def test_revoking_an_api_key_ends_the_tokens_obtained_with_it(app: App) -> None:
+    _, key = await app.auth.create_api_key("leaked", frozenset({Permission.READ}))
+    async with connect_client(app) as client:
+        token = (await ok(client, "authenticate_agent", agent_id="a", api_key=key))["token"]
+        await ok(client, "list_sessions", auth_token=token)
+        await app.auth.revoke_api_key("leaked")
+        assert (await fails(client, "list_sessions", auth_token=token))["code"] == "TOKEN_REVOKED"

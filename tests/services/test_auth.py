@@ -100,7 +100,7 @@ async def test_authenticating_grants_at_most_the_keys_permissions_and_reports_th
 ) -> None:
     _, key = await app.auth.create_api_key("agents", READ_WRITE)
     issued = await app.auth.authenticate("alice", "claude", key, ALL)
-    assert issued.principal == Principal("alice", "claude", READ_WRITE)
+    assert issued.principal == Principal("alice", "claude", READ_WRITE, key_name="agents")
     assert issued.denied == frozenset({Permission.ADMIN, Permission.DEBUG})
     assert await app.auth.verify_token(issued.token) == issued.principal
 

@@ -17,6 +17,8 @@ class Principal:
     # A delegated token works in this one session only.
     session_id: str | None = None
     delegated_by: str | None = None
+    # The API key the identity was obtained with: revoking the key ends its tokens.
+    key_name: str | None = None
 
     def has(self, permission: Permission) -> bool:
         return permission in self.permissions

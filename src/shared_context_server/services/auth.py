@@ -105,6 +105,7 @@ class AuthService:
         return await self._store.list_api_keys()
 
     async def revoke_api_key(self, name: str) -> bool:
+        self._verified = {t: v for t, v in self._verified.items() if v[0].key_name != name}
         now = self._clock.now()
         return await self._store.revoke_api_key(
             name, now, audit=system_audit("api_key.revoked", now, target=name)
@@ -143,7 +144,7 @@ class AuthService:
                 "the API key allows none of the requested permissions",
                 requested=sorted(p.value for p in wanted),
             )
-        principal = Principal(agent_id, agent_type, granted)
+        principal = Principal(agent_id, agent_type, granted, key_name=record.name)
         token, expires_at = self.issue_token(principal)
         await self._store.append_audit(
             audit(
@@ -180,6 +181,8 @@ class AuthService:
         if principal.session_id is not None:
             claims["sid"] = principal.session_id
             claims["dlg"] = principal.delegated_by
+        if principal.key_name is not None:
+            claims["key"] = principal.key_name
         return jwt.encode(claims, self._tokens.secret, algorithm=ALGORITHM), expires_at
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -218,8 +221,8 @@ class AuthService:
         if cached and cached[2] > now and time.monotonic() - cached[3] < REVOCATION_RECHECK_SECONDS:
             return cached[0]
         claims = self._decode(token)
-        if await self._store.is_token_revoked(claims["jti"]):
-            raise TokenRevokedError("the token has been revoked")
+        if await self._store.is_token_revoked(claims["jti"], claims.get("key")):
+            raise TokenRevokedError("the token, or the API key it came from, has been revoked")
         try:
             principal = Principal(
                 agent_id=check_agent_id(str(claims["sub"])),
@@ -227,6 +230,7 @@ class AuthService:
                 permissions=parse_permissions(claims.get("permissions", [])),
                 session_id=claims.get("sid"),
                 delegated_by=claims.get("dlg"),
+                key_name=claims.get("key"),
             )
         except InvalidInputError as exc:
             raise TokenInvalidError("the token's claims are not valid") from exc

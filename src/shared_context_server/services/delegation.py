@@ -92,6 +92,7 @@ class DelegationService:
             permissions,
             session_id=session_id,
             delegated_by=principal.agent_id,
+            key_name=principal.key_name,
         )
         token, expires_at = self._auth.issue_token(sub_agent, ttl_seconds=expires_in, jti=jti)
         await self._store.record_delegation(

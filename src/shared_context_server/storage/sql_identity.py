@@ -90,10 +90,18 @@ class IdentityRows(SqlBase):
             )
 
     @threaded
-    def is_token_revoked(self, jti: str) -> bool:
+    def is_token_revoked(self, jti: str, key_name: str | None = None) -> bool:
+        """Whether the token, or the API key it was obtained with, has been revoked."""
         statement = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
         with self._read() as conn:
-            return conn.execute(statement).first() is not None
+            if conn.execute(statement).first() is not None:
+                return True
+            if key_name is None:
+                return False
+            key_revoked = sa.select(api_keys.c.name).where(
+                api_keys.c.name == key_name, api_keys.c.revoked_at.is_not(None)
+            )
+            return conn.execute(key_revoked).first() is not None
 
     @threaded
     def record_delegation(self, delegation: Delegation, *, audit: AuditEvent | None = None) -> None:
