@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from shared_context_server.domain.models import MemoryEntry, Message, Session
 from shared_context_server.services.messages import MessagePage
 
 
-class SessionOut(BaseModel):
+class Out(BaseModel):
+    """An output shape read straight from a domain record's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, record: object) -> Self:
+        return cls.model_validate(record)
+
+
+class SessionOut(Out):
     id: str
     purpose: str
     created_by: str
@@ -21,21 +30,8 @@ class SessionOut(BaseModel):
     updated_at: datetime
     last_activity_at: datetime
 
-    @classmethod
-    def of(cls, session: Session) -> SessionOut:
-        return cls(
-            id=session.id,
-            purpose=session.purpose,
-            created_by=session.created_by,
-            status=session.status.value,
-            metadata=session.metadata,
-            created_at=session.created_at,
-            updated_at=session.updated_at,
-            last_activity_at=session.last_activity_at,
-        )
 
-
-class MessageOut(BaseModel):
+class MessageOut(Out):
     id: int
     session_id: str
     sender: str
@@ -47,23 +43,8 @@ class MessageOut(BaseModel):
     parent_message_id: int | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, message: Message) -> MessageOut:
-        return cls(
-            id=message.id,
-            session_id=message.session_id,
-            sender=message.sender,
-            sender_type=message.sender_type,
-            content=message.content,
-            metadata=message.metadata,
-            message_type=message.message_type,
-            visibility=message.visibility.value,
-            parent_message_id=message.parent_message_id,
-            created_at=message.created_at,
-        )
 
-
-class MemoryOut(BaseModel):
+class MemoryOut(Out):
     key: str
     value: Any
     session_id: str | None
@@ -72,19 +53,6 @@ class MemoryOut(BaseModel):
     updated_at: datetime
     expires_at: datetime | None
     version: int
-
-    @classmethod
-    def of(cls, entry: MemoryEntry) -> MemoryOut:
-        return cls(
-            key=entry.key,
-            value=entry.value,
-            session_id=entry.session_id,
-            metadata=entry.metadata,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            expires_at=entry.expires_at,
-            version=entry.version,
-        )
 
 
 class Ok(BaseModel):
@@ -184,7 +152,7 @@ class DeletedResult(Ok):
 # --- audit -------------------------------------------------------------------------------
 
 
-class AuditRecordOut(BaseModel):
+class AuditRecordOut(Out):
     id: int
     event_type: str
     agent_id: str
@@ -218,7 +186,7 @@ class AuditVerifyResult(Ok):
     last_hash: str | None
 
 
-class AgentActivityOut(BaseModel):
+class AgentActivityOut(Out):
     agent_id: str
     agent_types: list[str]
     event_count: int
@@ -240,7 +208,7 @@ class ActivitySummaryResult(Ok):
 # --- coordination: presence and locks ---------------------------------------------------
 
 
-class AgentPresenceOut(BaseModel):
+class AgentPresenceOut(Out):
     agent_id: str
     agent_type: str
     status: str
@@ -262,7 +230,7 @@ class ActiveAgentsResult(Ok):
     count: int
 
 
-class LockOut(BaseModel):
+class LockOut(Out):
     session_id: str
     holder: str
     holder_type: str

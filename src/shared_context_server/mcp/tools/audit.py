@@ -7,7 +7,6 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import AwareDatetime, Field
 
-from shared_context_server.domain.audit import AgentActivity, AuditRecord
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import (
     ActivitySummaryResult,
@@ -30,34 +29,6 @@ EventType = Annotated[
         "auth.failed, api_key.created, audit.read.",
     ),
 ]
-
-
-def record_out(record: AuditRecord) -> AuditRecordOut:
-    return AuditRecordOut(
-        id=record.id,
-        event_type=record.event_type,
-        agent_id=record.agent_id,
-        agent_type=record.agent_type,
-        session_id=record.session_id,
-        target=record.target,
-        metadata=record.metadata,
-        created_at=record.created_at,
-        prev_hash=record.prev_hash,
-        hash=record.hash,
-    )
-
-
-def activity_out(activity: AgentActivity) -> AgentActivityOut:
-    return AgentActivityOut(
-        agent_id=activity.agent_id,
-        agent_types=list(activity.agent_types),
-        event_count=activity.event_count,
-        event_types=activity.event_types,
-        sessions_touched=activity.sessions_touched,
-        sessions_created=activity.sessions_created,
-        first_activity=activity.first_activity,
-        last_activity=activity.last_activity,
-    )
 
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
@@ -91,7 +62,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             before_id=before_id,
         )
         return AuditLogResult(
-            records=[record_out(r) for r in page.records],
+            records=[AuditRecordOut.of(r) for r in page.records],
             count=len(page.records),
             has_more=page.has_more,
             next_before_id=page.next_before_id,
@@ -129,7 +100,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         agent; any other agent sees only its own summary."""
         caller = await ctx.caller(auth_token)
         summary = await audit.activity_summary(caller, time_window, agent_id)
-        agents = [activity_out(a) for a in summary.agents]
+        agents = [AgentActivityOut.of(a) for a in summary.agents]
         return ActivitySummaryResult(
             time_window=summary.window,
             since=summary.since,

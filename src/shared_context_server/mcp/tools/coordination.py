@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastmcp import FastMCP
 from pydantic import Field
 
-from shared_context_server.domain.locks import Lock, LockType
+from shared_context_server.domain.locks import LockType
 from shared_context_server.domain.presence import PresenceStatus
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import (
@@ -25,35 +25,8 @@ from shared_context_server.mcp.tools.common import (
     AuthToken,
     SessionId,
 )
-from shared_context_server.services.presence import AgentSeen
 
 Action = Literal["lock", "unlock", "renew", "status", "notify", "force_unlock"]
-
-
-def lock_out(lock: Lock) -> LockOut:
-    return LockOut(
-        session_id=lock.session_id,
-        holder=lock.holder,
-        holder_type=lock.holder_type,
-        lock_type=lock.lock_type.value,
-        fencing_token=lock.fencing_token,
-        acquired_at=lock.acquired_at,
-        expires_at=lock.expires_at,
-        heartbeat_deadline=lock.heartbeat_deadline,
-        ttl_seconds=lock.ttl_seconds,
-        message=lock.message,
-    )
-
-
-def presence_out(seen: AgentSeen) -> AgentPresenceOut:
-    return AgentPresenceOut(
-        agent_id=seen.agent_id,
-        agent_type=seen.agent_type,
-        status=seen.status.value,
-        last_seen=seen.last_seen,
-        last_seen_in_session=seen.last_seen_in_session,
-        permissions=seen.permissions,
-    )
 
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
@@ -72,7 +45,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         caller = await ctx.caller(auth_token)
         registered = await presence.register(caller, PresenceStatus(status))
         now = ctx.app.clock.now()
-        return PresenceResult(agent=presence_out(presence.view(caller, registered, now)))
+        return PresenceResult(agent=AgentPresenceOut.of(presence.view(caller, registered, now)))
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_active_agents(
@@ -91,7 +64,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         caller = await ctx.caller(auth_token)
         await presence.seen(caller, session_id)
         found = await presence.active_agents(caller, session_id, include_offline=include_offline)
-        agents = [presence_out(seen) for seen in found]
+        agents = [AgentPresenceOut.of(seen) for seen in found]
         return ActiveAgentsResult(
             session_id=session_id,
             window_seconds=int(presence.window.total_seconds()),
@@ -143,18 +116,18 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
                     ttl_seconds=ttl_seconds,
                     message=message,
                 )
-                result.lock = lock_out(lock)
+                result.lock = LockOut.of(lock)
             case "renew":
-                result.lock = lock_out(
+                result.lock = LockOut.of(
                     await locks.renew(caller, session_id, ttl_seconds=ttl_seconds)
                 )
             case "unlock":
-                result.lock = lock_out(await locks.unlock(caller, session_id))
+                result.lock = LockOut.of(await locks.unlock(caller, session_id))
             case "status":
-                result.locks = [lock_out(lock) for lock in await locks.status(caller, session_id)]
+                result.locks = [LockOut.of(lock) for lock in await locks.status(caller, session_id)]
             case "notify":
                 result.message = MessageOut.of(await locks.notify(caller, session_id, message))
             case "force_unlock":
                 released = await locks.force_unlock(caller, session_id)
-                result.locks = [lock_out(lock) for lock in released]
+                result.locks = [LockOut.of(lock) for lock in released]
         return result
