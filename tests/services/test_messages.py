@@ -182,11 +182,12 @@ async def test_context_gives_the_newest_messages_oldest_first(
     app: App, session: Session, alice: Principal
 ) -> None:
     posted = [(await app.messages.add(alice, session.id, f"m{i}")).id for i in range(6)]
-    found, messages = await app.messages.context(alice, session.id, limit=3)
-    assert found.id == session.id
-    assert [m.id for m in messages] == posted[3:]
-    _, older = await app.messages.context(alice, session.id, limit=3, offset=2)
-    assert [m.id for m in older] == posted[1:4]
+    found = await app.messages.context(alice, session.id, limit=3)
+    assert found.session.id == session.id
+    assert [m.id for m in found.messages] == posted[3:]
+    assert found.feed_cursor == await app.store.latest_feed_id()
+    older = await app.messages.context(alice, session.id, limit=3, offset=2)
+    assert [m.id for m in older.messages] == posted[1:4]
 
 
 async def test_context_can_leave_out_private_notes(
@@ -194,10 +195,10 @@ async def test_context_can_leave_out_private_notes(
 ) -> None:
     public = await app.messages.add(alice, session.id, "public")
     note = await app.messages.add(alice, session.id, "note", visibility=Visibility.PRIVATE)
-    _, with_notes = await app.messages.context(alice, session.id)
-    assert [m.id for m in with_notes] == [public.id, note.id]
-    _, without = await app.messages.context(alice, session.id, include_private=False)
-    assert [m.id for m in without] == [public.id]
+    with_notes = await app.messages.context(alice, session.id)
+    assert [m.id for m in with_notes.messages] == [public.id, note.id]
+    without = await app.messages.context(alice, session.id, include_private=False)
+    assert [m.id for m in without.messages] == [public.id]
 
 
 async def test_reading_needs_read(app: App, session: Session, alice: Principal) -> None:

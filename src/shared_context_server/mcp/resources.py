@@ -153,12 +153,10 @@ class Resources:
     async def _body(self, principal: Principal, uri: str) -> dict[str, Any]:
         session_id = parse_session_uri(uri)
         if session_id is not None:
-            session, messages = await self._messages.context(
-                principal, session_id, limit=SESSION_MESSAGES
-            )
+            found = await self._messages.context(principal, session_id, limit=SESSION_MESSAGES)
             return {
-                "session": SessionOut.of(session).model_dump(mode="json"),
-                "messages": [MessageOut.of(m).model_dump(mode="json") for m in messages],
+                "session": SessionOut.of(found.session).model_dump(mode="json"),
+                "messages": [MessageOut.of(m).model_dump(mode="json") for m in found.messages],
             }
         owner = parse_memory_uri(uri)
         if owner is not None:

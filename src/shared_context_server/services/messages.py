@@ -14,6 +14,7 @@ from shared_context_server.domain.access import (
     read_scope,
     require,
     require_can_post,
+    require_session,
 )
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import (
@@ -28,7 +29,6 @@ from shared_context_server.domain.models import (
     Message,
     NewMessage,
     Permission,
-    Session,
     Visibility,
 )
 from shared_context_server.domain.principal import Principal
@@ -36,10 +36,11 @@ from shared_context_server.errors import (
     InvalidInputError,
     InvalidParentError,
     MessageNotFoundError,
+    SessionNotFoundError,
 )
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.store import MessageQuery, Store
+from shared_context_server.storage.store import MessageQuery, MessageRead, Store
 
 MAX_REASON_CHARS = 500
 
@@ -97,8 +98,9 @@ class MessageService:
             if idempotency_key is not None
             else None,
         )
-        await self._sessions.find(session_id, principal)  # the store refuses archived ones
+        require_session(principal, session_id)  # the store refuses missing and archived ones
         if parent_message_id is not None:
+            await self._sessions.find(session_id)  # SESSION_NOT_FOUND before INVALID_PARENT
             parent = await self._store.get_message(parent_message_id)
             if parent is None or not read_scope(principal).allows(parent):
                 raise InvalidParentError(
@@ -162,9 +164,8 @@ class MessageService:
             raise InvalidInputError("cursor must not be negative", field="cursor")
         if since and until and since > until:
             raise InvalidInputError("start must not be after end", field="start")
-        await self._sessions.find(session_id, principal)
-        feed_cursor = await self._store.latest_feed_id()
-        rows = await self._store.list_messages(
+        found = await self._read(
+            principal,
             MessageQuery(
                 session_id=session_id,
                 scope=scope or read_scope(principal),
@@ -177,12 +178,21 @@ class MessageService:
                 sender_types=sender_types,
                 since=since,
                 until=until,
-            )
+            ),
         )
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        has_more = len(found.messages) > limit
+        rows = found.messages[:limit]
         next_cursor = rows[-1].id if rows else cursor
-        return MessagePage(rows, next_cursor, has_more, feed_cursor)
+        return MessagePage(rows, next_cursor, has_more, found.feed_cursor)
+
+    async def _read(self, principal: Principal, query: MessageQuery) -> MessageRead:
+        require_session(principal, query.session_id)
+        found = await self._store.read_messages(query)
+        if found is None:
+            raise SessionNotFoundError(
+                f"no session {query.session_id!r}", session_id=query.session_id
+            )
+        return found
 
     async def advanced(
         self,
@@ -256,27 +266,25 @@ class MessageService:
         limit: int = 50,
         offset: int = 0,
         include_private: bool = True,
-    ) -> tuple[Session, list[Message]]:
+    ) -> MessageRead:
         """The session and its newest visible messages (skipping ``offset``), oldest first."""
         require(principal, Permission.READ)
         check_page(self._limits, limit, offset)
-        session = await self._sessions.find(session_id, principal)
-        rows = await self._store.list_messages(
+        found = await self._read(
+            principal,
             MessageQuery(
                 session_id=session_id,
                 scope=read_scope(principal, include_private=include_private),
                 limit=limit,
                 offset=offset,
                 newest_first=True,
-            )
+            ),
         )
-        rows.reverse()
-        return session, rows
+        found.messages.reverse()
+        return found
 
     async def all_visible(self, principal: Principal, session_id: str) -> list[Message]:
         """Every message of the session the caller may see (search works on the whole)."""
         require(principal, Permission.READ)
-        await self._sessions.find(session_id, principal)
-        return await self._store.list_messages(
-            MessageQuery(session_id=session_id, scope=read_scope(principal), limit=10**9)
-        )
+        query = MessageQuery(session_id=session_id, scope=read_scope(principal), limit=10**9)
+        return (await self._read(principal, query)).messages

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -47,19 +48,33 @@ S = TypeVar("S", bound="SqlBase")
 
 
 def visible_to(scope: ReadScope) -> sa.ColumnElement[bool]:
-    """``ReadScope`` compiled to SQL; must agree with ``ReadScope.allows`` (tested)."""
+    """``ReadScope`` compiled to SQL; must agree with ``ReadScope.allows`` (tested).
+
+    The reader's id and type are named parameters, so a statement built once for a scope's
+    shape serves every reader of that shape (see ``reader_params``).
+    """
     col = messages.c
     clauses: list[sa.ColumnElement[bool]] = [
         col.visibility == Visibility.PUBLIC.value,
-        sa.and_(col.visibility == Visibility.AGENT_ONLY.value, col.sender_type == scope.agent_type),
+        sa.and_(
+            col.visibility == Visibility.AGENT_ONLY.value,
+            col.sender_type == sa.bindparam("reader_type", scope.agent_type),
+        ),
     ]
     if scope.include_private:
         clauses.append(
-            sa.and_(col.visibility == Visibility.PRIVATE.value, col.sender == scope.agent_id)
+            sa.and_(
+                col.visibility == Visibility.PRIVATE.value,
+                col.sender == sa.bindparam("reader_id", scope.agent_id),
+            )
         )
     if scope.admin:
         clauses.append(col.visibility == Visibility.ADMIN_ONLY.value)
     return sa.or_(*clauses)
+
+
+def reader_params(scope: ReadScope) -> dict[str, str]:
+    return {"reader_id": scope.agent_id, "reader_type": scope.agent_type}
 
 
 def session_of(row: sa.Row[Any]) -> Session:
@@ -130,6 +145,24 @@ def feed_event_of(row: sa.Row[Any]) -> ChangeEvent:
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
+# Statements on every write path, built once: SQLAlchemy then skips rebuilding and
+# re-keying them per call and goes straight to its compiled-statement cache.
+_lk = session_locks.c
+_EXCLUSIVE_HOLDER = (
+    sa.select(_lk.holder)
+    .where(
+        _lk.session_id == sa.bindparam("session_id"),
+        _lk.lock_type == "exclusive",
+        _lk.holder != sa.bindparam("writer"),
+        _lk.expires_at > sa.bindparam("now"),
+        _lk.heartbeat_deadline > sa.bindparam("now"),
+    )
+    .limit(1)
+)
+_LAST_AUDIT = sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+_INSERT_AUDIT = sa.insert(audit_log)
+_INSERT_FEED = sa.insert(change_feed)
+
 
 def _fingerprint(request: dict[str, Any]) -> str:
     body = json.dumps(request, sort_keys=True, default=str, separators=(",", ":"))
@@ -156,6 +189,10 @@ class SqlBase:
         self.origin = uuid.uuid4().hex
         self._limiter = anyio.CapacityLimiter(max_threads)
         self._read_options = read_options(engine)
+        # SQLite admits one writer at a time and makes the others sleep in its busy handler
+        # (1 ms, 2 ms, 5 ms ... up to 100 ms). This process's writers take turns here instead,
+        # so they never sleep against each other; other processes still meet the busy timeout.
+        self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
 
     async def close(self) -> None:
         self.engine.dispose()
@@ -171,7 +208,7 @@ class SqlBase:
     @contextmanager
     def _write(self, audit: AuditEvent | None = None) -> Iterator[sa.Connection]:
         """A write transaction; ``audit`` is appended to the audit trail inside it."""
-        with self.engine.begin() as conn:
+        with self._write_turn or nullcontext(), self.engine.begin() as conn:
             yield conn
             if audit is not None:
                 self._append_audit(conn, audit)
@@ -180,17 +217,8 @@ class SqlBase:
         self, conn: sa.Connection, session_id: str, writer: str, now: datetime
     ) -> None:
         """Inside a write transaction: refuse if another agent holds a live exclusive lock."""
-        col = session_locks.c
         holder = conn.execute(
-            sa.select(col.holder)
-            .where(
-                col.session_id == session_id,
-                col.lock_type == "exclusive",
-                col.holder != writer,
-                col.expires_at > now,
-                col.heartbeat_deadline > now,
-            )
-            .limit(1)
+            _EXCLUSIVE_HOLDER, {"session_id": session_id, "writer": writer, "now": now}
         ).scalar()
         if holder is not None:
             raise SessionLockedError(
@@ -260,24 +288,23 @@ class SqlBase:
         """Chain ``event`` onto the audit trail. Appends take turns (SQLite's write lock,
         PostgreSQL's advisory lock), so each record links to the one before it."""
         dialects.serialise_audit(conn)
-        last = conn.execute(
-            sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
-        ).first()
+        last = conn.execute(_LAST_AUDIT).first()
         prev_hash = last.hash if last else GENESIS_HASH
         record_id = last.id + 1 if last else 1
         conn.execute(
-            sa.insert(audit_log).values(
-                id=record_id,
-                event_type=event.event_type,
-                agent_id=event.agent_id,
-                agent_type=event.agent_type,
-                session_id=event.session_id,
-                target=event.target,
-                metadata=event.metadata,
-                created_at=event.at,
-                prev_hash=prev_hash,
-                hash=record_hash(record_id, event, prev_hash),
-            )
+            _INSERT_AUDIT,
+            {
+                "id": record_id,
+                "event_type": event.event_type,
+                "agent_id": event.agent_id,
+                "agent_type": event.agent_type,
+                "session_id": event.session_id,
+                "target": event.target,
+                "metadata": event.metadata,
+                "created_at": event.at,
+                "prev_hash": prev_hash,
+                "hash": record_hash(record_id, event, prev_hash),
+            },
         )
 
     def _read(self) -> Any:
@@ -306,7 +333,7 @@ class SqlBase:
             "created_at": now,
             "payload": payload,
         }
-        key = conn.execute(sa.insert(change_feed).values(values)).inserted_primary_key
+        key = conn.execute(_INSERT_FEED, values).inserted_primary_key
         assert key is not None
         return ChangeEvent(
             id=key[0],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -16,19 +18,109 @@ from shared_context_server.errors import (
     SessionClosedError,
     SessionNotFoundError,
 )
+from shared_context_server.domain.access import ReadScope
 from shared_context_server.storage.sql_base import (
     SqlBase,
     message_of,
+    reader_params,
+    session_of,
     threaded,
     visible_to,
 )
-from shared_context_server.storage.store import (
-    MessageQuery,
-)
+from shared_context_server.storage.store import MessageQuery, MessageRead
 from shared_context_server.storage.tables import (
+    change_feed,
     messages,
     sessions,
 )
+
+_m = messages.c
+# Built once (see sql_base): the statements of the common reads and of add_message.
+_TOUCH_SESSION = (
+    sa.update(sessions)
+    .where(sessions.c.id == sa.bindparam("touched_id"))
+    .values(last_activity_at=sa.bindparam("touched_at"))
+    .returning(sessions.c.status)
+)
+_PARENT_SESSION = sa.select(_m.session_id).where(_m.id == sa.bindparam("message_id"))
+_MESSAGE_BY_ID = sa.select(messages).where(_m.id == sa.bindparam("message_id"))
+_INSERT_MESSAGE = sa.insert(messages)
+_SESSION_BY_ID = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
+_LATEST_FEED_ID = sa.select(sa.func.max(change_feed.c.id))
+
+
+class _Shape(NamedTuple):
+    """Which filters a message query uses: one statement is built per shape."""
+
+    include_private: bool
+    admin: bool
+    after_id: bool
+    senders: bool
+    message_type: bool
+    visibilities: bool
+    sender_types: bool
+    since: bool
+    until: bool
+    newest_first: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statement(shape: _Shape) -> sa.Select[Any]:
+    scope = ReadScope("", "", shape.admin, shape.include_private)
+    statement = sa.select(messages).where(
+        _m.session_id == sa.bindparam("session_id"), visible_to(scope)
+    )
+    if shape.after_id:
+        statement = statement.where(_m.id > sa.bindparam("after_id"))
+    if shape.senders:
+        statement = statement.where(_m.sender.in_(sa.bindparam("senders", expanding=True)))
+    if shape.message_type:
+        statement = statement.where(_m.message_type == sa.bindparam("message_type"))
+    if shape.visibilities:
+        statement = statement.where(
+            _m.visibility.in_(sa.bindparam("visibilities", expanding=True))
+        )
+    if shape.sender_types:
+        statement = statement.where(
+            _m.sender_type.in_(sa.bindparam("sender_types", expanding=True))
+        )
+    if shape.since:
+        statement = statement.where(_m.created_at >= sa.bindparam("since"))
+    if shape.until:
+        statement = statement.where(_m.created_at <= sa.bindparam("until"))
+    order = _m.id.desc() if shape.newest_first else _m.id
+    return (
+        statement.order_by(order).limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
+    )
+
+
+def _list(q: MessageQuery) -> tuple[sa.Select[Any], dict[str, Any]]:
+    shape = _Shape(
+        q.scope.include_private,
+        q.scope.admin,
+        q.after_id is not None,
+        bool(q.senders),
+        bool(q.message_type),
+        bool(q.visibilities),
+        bool(q.sender_types),
+        q.since is not None,
+        q.until is not None,
+        q.newest_first,
+    )
+    params: dict[str, Any] = {
+        **reader_params(q.scope),
+        "session_id": q.session_id,
+        "after_id": q.after_id,
+        "senders": list(q.senders),
+        "message_type": q.message_type,
+        "visibilities": [v.value for v in q.visibilities],
+        "sender_types": list(q.sender_types),
+        "since": q.since,
+        "until": q.until,
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+    return _list_statement(shape), params
 
 
 class MessageRows(SqlBase):
@@ -50,16 +142,13 @@ class MessageRows(SqlBase):
             )
             if replayed is not None:
                 row = conn.execute(
-                    sa.select(messages).where(messages.c.id == replayed["message_id"])
+                    _MESSAGE_BY_ID, {"message_id": replayed["message_id"]}
                 ).one()
                 return message_of(row), None
             # Touching the session first holds its row for the rest of the transaction, so
             # its status and locks cannot change under this write.
             status = conn.execute(
-                sa.update(sessions)
-                .where(sessions.c.id == new.session_id)
-                .values(last_activity_at=now)
-                .returning(sessions.c.status)
+                _TOUCH_SESSION, {"touched_id": new.session_id, "touched_at": now}
             ).scalar()
             if status is None:
                 raise SessionNotFoundError(
@@ -73,7 +162,7 @@ class MessageRows(SqlBase):
             self._require_unlocked(conn, new.session_id, new.sender, now)
             if new.parent_message_id is not None:
                 parent_session = conn.execute(
-                    sa.select(messages.c.session_id).where(messages.c.id == new.parent_message_id)
+                    _PARENT_SESSION, {"message_id": new.parent_message_id}
                 ).scalar()
                 if parent_session != new.session_id:
                     raise InvalidParentError(
@@ -91,7 +180,7 @@ class MessageRows(SqlBase):
                 "parent_message_id": new.parent_message_id,
                 "created_at": now,
             }
-            key = conn.execute(sa.insert(messages).values(values)).inserted_primary_key
+            key = conn.execute(_INSERT_MESSAGE, values).inserted_primary_key
             assert key is not None
             message = Message(
                 id=key[0],
@@ -167,28 +256,22 @@ class MessageRows(SqlBase):
     @threaded
     def get_message(self, message_id: int) -> Message | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+            row = conn.execute(_MESSAGE_BY_ID, {"message_id": message_id}).first()
         return message_of(row) if row else None
 
     @threaded
     def list_messages(self, q: MessageQuery) -> list[Message]:
-        col = messages.c
-        statement = sa.select(messages).where(col.session_id == q.session_id, visible_to(q.scope))
-        if q.after_id is not None:
-            statement = statement.where(col.id > q.after_id)
-        if q.senders:
-            statement = statement.where(col.sender.in_(list(q.senders)))
-        if q.message_type:
-            statement = statement.where(col.message_type == q.message_type)
-        if q.visibilities:
-            statement = statement.where(col.visibility.in_([v.value for v in q.visibilities]))
-        if q.sender_types:
-            statement = statement.where(col.sender_type.in_(list(q.sender_types)))
-        if q.since:
-            statement = statement.where(col.created_at >= q.since)
-        if q.until:
-            statement = statement.where(col.created_at <= q.until)
-        order = col.id.desc() if q.newest_first else col.id
-        statement = statement.order_by(order).limit(q.limit).offset(q.offset)
         with self._read() as conn:
-            return [message_of(row) for row in conn.execute(statement)]
+            return [message_of(row) for row in conn.execute(*_list(q))]
+
+    @threaded
+    def read_messages(self, q: MessageQuery) -> MessageRead | None:
+        with self._read() as conn:
+            session = conn.execute(_SESSION_BY_ID, {"session_id": q.session_id}).first()
+            if session is None:
+                return None
+            # One snapshot: the rows and the feed position agree, so a wait resumed from
+            # ``feed_cursor`` neither repeats nor misses a change.
+            feed_cursor = conn.execute(_LATEST_FEED_ID).scalar() or 0
+            rows = [message_of(row) for row in conn.execute(*_list(q))]
+        return MessageRead(session_of(session), rows, int(feed_cursor))

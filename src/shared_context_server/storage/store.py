@@ -51,6 +51,15 @@ class MessageQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageRead:
+    """Messages read in one snapshot with their session and the change-feed position."""
+
+    session: Session
+    messages: list[Message]
+    feed_cursor: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionQuery:
     limit: int = 50
     offset: int = 0
@@ -127,6 +136,9 @@ class Store(Protocol):
         audit: AuditEvent | None = None,
     ) -> tuple[Message, ChangeEvent]: ...
     async def list_messages(self, query: MessageQuery) -> list[Message]: ...
+    async def read_messages(self, query: MessageQuery) -> MessageRead | None:
+        """The query's messages with their session (None: no such session)."""
+        ...
 
     # memory
     async def set_memory(

@@ -128,13 +128,15 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     ) -> ContextResult:
         """Catch up on a session: the session and its newest messages you may see."""
         caller = await ctx.caller(auth_token)
-        feed_cursor = await ctx.app.updates.cursor()
-        session, found = await messages.context(
+        found = await messages.context(
             caller, session_id, limit=limit, offset=offset, include_private=include_private
         )
-        out = [MessageOut.of(m) for m in found]
+        out = [MessageOut.of(m) for m in found.messages]
         return ContextResult(
-            session=SessionOut.of(session), messages=out, count=len(out), feed_cursor=feed_cursor
+            session=SessionOut.of(found.session),
+            messages=out,
+            count=len(out),
+            feed_cursor=found.feed_cursor,
         )
 
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
