@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message, NewMessage, SessionStatus, Visibility
@@ -18,7 +19,6 @@ from shared_context_server.errors import (
     SessionClosedError,
     SessionNotFoundError,
 )
-from shared_context_server.domain.access import ReadScope
 from shared_context_server.storage.sql_base import (
     SqlBase,
     message_of,
@@ -77,9 +77,7 @@ def _list_statement(shape: _Shape) -> sa.Select[Any]:
     if shape.message_type:
         statement = statement.where(_m.message_type == sa.bindparam("message_type"))
     if shape.visibilities:
-        statement = statement.where(
-            _m.visibility.in_(sa.bindparam("visibilities", expanding=True))
-        )
+        statement = statement.where(_m.visibility.in_(sa.bindparam("visibilities", expanding=True)))
     if shape.sender_types:
         statement = statement.where(
             _m.sender_type.in_(sa.bindparam("sender_types", expanding=True))
@@ -89,9 +87,7 @@ def _list_statement(shape: _Shape) -> sa.Select[Any]:
     if shape.until:
         statement = statement.where(_m.created_at <= sa.bindparam("until"))
     order = _m.id.desc() if shape.newest_first else _m.id
-    return (
-        statement.order_by(order).limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
-    )
+    return statement.order_by(order).limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
 
 
 def _list(q: MessageQuery) -> tuple[sa.Select[Any], dict[str, Any]]:
@@ -141,9 +137,7 @@ class MessageRows(SqlBase):
                 conn, new.sender, "add_message", new.idempotency_key, request, now
             )
             if replayed is not None:
-                row = conn.execute(
-                    _MESSAGE_BY_ID, {"message_id": replayed["message_id"]}
-                ).one()
+                row = conn.execute(_MESSAGE_BY_ID, {"message_id": replayed["message_id"]}).one()
                 return message_of(row), None
             # Touching the session first holds its row for the rest of the transaction, so
             # its status and locks cannot change under this write.
