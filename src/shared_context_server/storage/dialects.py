@@ -11,30 +11,35 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shared_context_server.storage.tables import counters, sessions
 
 
+def _insert(dialect: str, table: sa.Table, values: dict[str, Any] | None) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    # Without values the statement is reusable: the row comes as execute() parameters.
+    return statement if values is None else statement.values(values)
+
+
 def insert_ignoring_conflict(
-    dialect: str, table: sa.Table, values: dict[str, Any], keys: Sequence[str]
+    dialect: str, table: sa.Table, values: dict[str, Any] | None, keys: Sequence[str]
 ) -> sa.Executable:
     """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key: a row back means inserted.
 
     (The driver's rowcount is not usable here: PostgreSQL reports -1 for such an insert.)
     """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(values).on_conflict_do_nothing(index_elements=list(keys))
+    statement = _insert(dialect, table, values).on_conflict_do_nothing(index_elements=list(keys))
     return statement.returning(*table.primary_key.columns)
 
 
 def upsert(
     dialect: str,
     table: sa.Table,
-    values: dict[str, Any],
+    values: dict[str, Any] | None,
     keys: Sequence[str],
     update: Sequence[str],
     computed: Mapping[str, Any] | None = None,
 ) -> sa.Executable:
     """INSERT, or on a key conflict UPDATE the ``update`` columns from the new values and
     the ``computed`` ones from expressions (such as ``version + 1``)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(values)
+    statement = _insert(dialect, table, values)
     assignments = {name: statement.excluded[name] for name in update}
     assignments.update(computed or {})
     return statement.on_conflict_do_update(index_elements=list(keys), set_=assignments)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -40,8 +41,38 @@ def _glob_to_like(glob: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _not_expired(now: datetime) -> sa.ColumnElement[bool]:
+def _not_expired(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     return sa.or_(agent_memory.c.expires_at.is_(None), agent_memory.c.expires_at > now)
+
+
+# Built once (see sql_base): the statements of set_memory and get_memory.
+_c = agent_memory.c
+_KEY = (
+    _c.agent_id == sa.bindparam("k_agent"),
+    _c.scope == sa.bindparam("k_scope"),
+    _c.key == sa.bindparam("k_key"),
+)
+_NOW = sa.bindparam("now")
+_SESSION_EXISTS = sa.select(sessions.c.id).where(sessions.c.id == sa.bindparam("k_scope"))
+_DELETE_EXPIRED = sa.delete(agent_memory).where(
+    *_KEY, _c.expires_at.is_not(None), _c.expires_at <= _NOW
+)
+_VERSION = sa.select(_c.version).where(*_KEY)
+_ENTRY = sa.select(agent_memory).where(*_KEY)
+_LIVE_ENTRY = sa.select(agent_memory).where(*_KEY, _not_expired(_NOW))
+_ROW_KEY = ("agent_id", "scope", "key")
+
+
+@functools.lru_cache(maxsize=2)
+def _overwrite(dialect: str) -> sa.Executable:
+    bump = {"version": _c.version + 1}
+    updated = ("value", "metadata", "updated_at", "expires_at")
+    return dialects.upsert(dialect, agent_memory, None, _ROW_KEY, updated, bump)
+
+
+@functools.lru_cache(maxsize=2)
+def _insert_new(dialect: str) -> sa.Executable:
+    return dialects.insert_ignoring_conflict(dialect, agent_memory, None, _ROW_KEY)
 
 
 def _entry_to_json(entry: MemoryEntry) -> dict[str, Any]:
@@ -70,8 +101,7 @@ class MemoryRows(SqlBase):
     def set_memory(
         self, w: MemoryWrite, now: datetime, *, audit: AuditEvent | None = None
     ) -> MemoryEntry:
-        col = agent_memory.c
-        where = (col.agent_id == w.agent_id, col.scope == w.scope, col.key == w.key)
+        key = {"k_agent": w.agent_id, "k_scope": w.scope, "k_key": w.key}
         values = {
             "agent_id": w.agent_id,
             "scope": w.scope,
@@ -82,7 +112,6 @@ class MemoryRows(SqlBase):
             "updated_at": now,
             "expires_at": w.expires_at,
         }
-        keys = ("agent_id", "scope", "key")
         request = {
             "scope": w.scope,
             "key": w.key,
@@ -96,21 +125,12 @@ class MemoryRows(SqlBase):
             replayed = self._replay(conn, w.agent_id, "set_memory", w.idempotency_key, request, now)
             if replayed is not None:
                 return _entry_from_json(replayed)
-            if (
-                w.scope
-                and not conn.execute(
-                    sa.select(sessions.c.id).where(sessions.c.id == w.scope)
-                ).first()
-            ):
+            if w.scope and not conn.execute(_SESSION_EXISTS, key).first():
                 raise SessionNotFoundError(f"no session {w.scope!r}", session_id=w.scope)
             # An expired entry is gone already, whatever the sweep has not yet removed.
-            conn.execute(
-                sa.delete(agent_memory).where(
-                    *where, col.expires_at.is_not(None), col.expires_at <= now
-                )
-            )
+            conn.execute(_DELETE_EXPIRED, {**key, "now": now})
             if w.expected_version is not None:
-                current = conn.execute(sa.select(col.version).where(*where)).scalar() or 0
+                current = conn.execute(_VERSION, key).scalar() or 0
                 if current != w.expected_version:
                     raise ConflictError(
                         f"memory key {w.key!r} is at version {current}, not {w.expected_version}",
@@ -118,18 +138,10 @@ class MemoryRows(SqlBase):
                         current_version=current,
                     )
             if w.overwrite:
-                update = ("value", "metadata", "updated_at", "expires_at")
-                bump = {"version": agent_memory.c.version + 1}
-                conn.execute(
-                    dialects.upsert(self.dialect, agent_memory, values, keys, update, bump)
-                )
-            else:
-                inserted = conn.execute(
-                    dialects.insert_ignoring_conflict(self.dialect, agent_memory, values, keys)
-                )
-                if inserted.first() is None:
-                    raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
-            entry = memory_of(conn.execute(sa.select(agent_memory).where(*where)).one())
+                conn.execute(_overwrite(self.dialect), values)
+            elif conn.execute(_insert_new(self.dialect), values).first() is None:
+                raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
+            entry = memory_of(conn.execute(_ENTRY, key).one())
             self._remember(
                 conn,
                 w.agent_id,
@@ -145,12 +157,10 @@ class MemoryRows(SqlBase):
 
     @threaded
     def get_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> MemoryEntry | None:
-        col = agent_memory.c
-        statement = sa.select(agent_memory).where(
-            col.agent_id == agent_id, col.scope == scope, col.key == key, _not_expired(now)
-        )
         with self._read() as conn:
-            row = conn.execute(statement).first()
+            row = conn.execute(
+                _LIVE_ENTRY, {"k_agent": agent_id, "k_scope": scope, "k_key": key, "now": now}
+            ).first()
         return memory_of(row) if row else None
 
     @threaded
