@@ -11,7 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shared_context_server.storage.tables import counters, sessions
 
 
-def _insert(dialect: str, table: sa.Table, values: dict[str, Any] | None) -> Any:
+def _insert(
+    dialect: str, table: sa.Table, values: dict[str, Any] | None
+) -> postgresql.Insert | sqlite.Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
     # Without values the statement is reusable: the row comes as execute() parameters.

@@ -52,7 +52,7 @@ _KEY = (
     _c.scope == sa.bindparam("k_scope"),
     _c.key == sa.bindparam("k_key"),
 )
-_NOW = sa.bindparam("now")
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now")
 _SESSION_EXISTS = sa.select(sessions.c.id).where(sessions.c.id == sa.bindparam("k_scope"))
 _DELETE_EXPIRED = sa.delete(agent_memory).where(
     *_KEY, _c.expires_at.is_not(None), _c.expires_at <= _NOW
