@@ -282,9 +282,3 @@ class MessageService:
         )
         found.messages.reverse()
         return found
-
-    async def all_visible(self, principal: Principal, session_id: str) -> list[Message]:
-        """Every message of the session the caller may see (search works on the whole)."""
-        require(principal, Permission.READ)
-        query = MessageQuery(session_id=session_id, scope=read_scope(principal), limit=10**9)
-        return (await self._read(principal, query)).messages

@@ -14,6 +14,7 @@ from shared_context_server.storage.sql_locks import LockRows
 from shared_context_server.storage.sql_memory import MemoryRows
 from shared_context_server.storage.sql_messages import MessageRows
 from shared_context_server.storage.sql_presence import PresenceRows
+from shared_context_server.storage.sql_search import SearchRows
 from shared_context_server.storage.sql_sessions import SessionRows
 
 
@@ -26,6 +27,7 @@ class SqlStore(
     AuditRows,
     LockRows,
     PresenceRows,
+    SearchRows,
 ):
     pass
 

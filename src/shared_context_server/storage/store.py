@@ -51,6 +51,19 @@ class MessageQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TextSearch:
+    """Messages of a session, visible in ``scope``, that contain any of ``words`` as a word
+    prefix or any of ``terms`` as a whole word; best full-text matches first."""
+
+    session_id: str
+    scope: ReadScope
+    words: Sequence[str]
+    terms: Sequence[str] = ()
+    include_metadata: bool = True
+    limit: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRead:
     """Messages read in one snapshot with their session and the change-feed position."""
 
@@ -139,6 +152,13 @@ class Store(Protocol):
     async def read_messages(self, query: MessageQuery) -> MessageRead | None:
         """The query's messages with their session (None: no such session)."""
         ...
+
+    # search
+    async def search_terms(self, session_id: str, prefixes: Sequence[str]) -> list[str]:
+        """Indexed words starting with one of ``prefixes`` (typo-tolerant search)."""
+        ...
+
+    async def search_messages(self, search: TextSearch) -> list[Message]: ...
 
     # memory
     async def set_memory(

@@ -1,0 +1,65 @@
+"""The benchmark's quick mode runs end to end: every section measured, no errors.
+
+It asserts nothing about speed: the numbers of a smoke run on a busy CI machine mean little.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = {
+    "startup",
+    "memory",
+    "sequential_http",
+    "sequential_stdio",
+    "concurrency",
+    "live",
+    "lean",
+}
+
+
+def _numbers(row: dict[str, Any]) -> list[float]:
+    keys = ("p50_ms", "p95_ms", "p99_ms", "value_mb", "throughput")
+    return [row[k] for k in keys if k in row]
+
+
+@pytest.mark.timeout(240)
+def test_the_quick_benchmark_measures_every_section_without_errors(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert set(results["sections"]) == SECTIONS
+    for name, section in results["sections"].items():
+        assert section["rows"], name
+        for row in section["rows"]:
+            assert row["errors"] == 0, (name, row)
+            numbers = _numbers(row)
+            assert numbers, (name, row)
+            assert all(isinstance(n, int | float) for n in numbers), (name, row)
+    assert all(
+        isinstance(s["floor"]["p50_ms"], float)
+        for s in (
+            results["sections"]["sequential_http"],
+            results["sections"]["sequential_stdio"],
+        )
+    )
+    assert results["targets"]
+    assert all(t["value"] is not None for t in results["targets"]), results["targets"]
+    assert results["machine"]["python"]
+    markdown = (tmp_path / "latest.md").read_text()
+    assert markdown.startswith("# Shared Context Server benchmark")
+    assert "## Targets" in markdown
