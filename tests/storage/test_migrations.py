@@ -6,10 +6,42 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.models import Session
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
-from shared_context_server.storage.tables import metadata
+from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.store import TextSearch
+from shared_context_server.storage.tables import messages, metadata, sessions
+from tests.storage.factories import T0, make_session
 from tests.storage.processes import run_together
+
+
+def session_row(session: Session) -> dict[str, object]:
+    return {
+        "id": session.id,
+        "purpose": session.purpose,
+        "created_by": session.created_by,
+        "status": session.status.value,
+        "metadata": {},
+        "created_at": T0,
+        "updated_at": T0,
+        "last_activity_at": T0,
+    }
+
+
+def message_row(session_id: str, content: str) -> dict[str, object]:
+    return {
+        "session_id": session_id,
+        "sender": "alice",
+        "sender_type": "claude",
+        "content": content,
+        "metadata": {},
+        "message_type": "message",
+        "visibility": "public",
+        "parent_message_id": None,
+        "created_at": T0,
+    }
 
 
 def _head() -> str:
@@ -65,3 +97,22 @@ print(migrate.current_revision(engine), flush=True)
 def test_two_processes_upgrading_one_fresh_database_both_succeed(empty_database_url: str) -> None:
     outputs = run_together(UPGRADER, [[empty_database_url], [empty_database_url]])
     assert [out.strip() for out in outputs] == [_head(), _head()]
+
+
+async def test_the_search_index_covers_messages_written_before_it_existed(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0002")
+        session = make_session()
+        with engine.begin() as conn:
+            conn.execute(sa.insert(sessions).values(**session_row(session)))
+            conn.execute(sa.insert(messages).values(**message_row(session.id, "older kubernetes")))
+        migrate.upgrade(engine)
+        store = SqlStore(engine)
+        scope = ReadScope("alice", "claude", admin=False)
+        found = await store.search_messages(TextSearch(session.id, scope, words=["kubernetes"]))
+        assert [m.content for m in found] == ["older kubernetes"]
+    finally:
+        engine.dispose()
