@@ -57,7 +57,7 @@ def test_upgrading_a_fresh_database_reaches_head_with_every_table(empty_database
     try:
         assert migrate.current_revision(engine) is None
         migrate.upgrade(engine)
-        assert migrate.current_revision(engine) == _head()
+        assert migrate.current_revision(engine) == _head() == migrate.HEAD
         tables = set(sa.inspect(engine).get_table_names())
         assert set(metadata.tables) <= tables
     finally:
