@@ -1,0 +1,1 @@
+"""The Shared Context Server benchmark: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,59 @@
+"""How much to measure: the full run, and the quick run for CI smoke tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+SECTIONS = ("startup", "sequential", "concurrency", "live", "lean", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    quick: bool = False
+    # Sequential: timed calls per measurement, after warm-up calls; a slow measurement
+    # stops at its time budget once it has min_samples.
+    iterations: int = 200
+    warmup: int = 20
+    budget_s: float = 15.0
+    min_samples: int = 20
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    # Concurrency with the official client: agents per run, seconds per run.
+    agents: tuple[int, ...] = (1, 10, 50)
+    load_seconds: float = 6.0
+    # Live updates: sequential samples per delivery path.
+    live_samples: int = 100
+    # Lean generator: client processes and concurrent connections in all, seconds per run.
+    lean_processes: int = 2
+    lean_connections: tuple[int, ...] = (1, 50)
+    lean_seconds: float = 6.0
+    # Start-up: extra starts of each server on a fresh data directory (and, up to 3, of
+    # ours on the database the run filled), besides the benchmark's own start.
+    startups: int = 5
+
+
+QUICK = Plan(
+    quick=True,
+    iterations=8,
+    warmup=2,
+    budget_s=3.0,
+    min_samples=3,
+    sizes=(100, 200, 300),
+    agents=(1, 3),
+    load_seconds=0.7,
+    live_samples=8,
+    lean_processes=2,
+    lean_connections=(1, 4),
+    lean_seconds=0.7,
+    startups=0,
+)
+
+
+def make_plan(
+    quick: bool, iterations: int | None = None, sizes: tuple[int, ...] | None = None
+) -> Plan:
+    plan = QUICK if quick else Plan()
+    if iterations is not None:
+        plan = replace(plan, iterations=iterations, min_samples=min(plan.min_samples, iterations))
+    if sizes is not None:
+        plan = replace(plan, sizes=sizes)
+    return plan

@@ -1,0 +1,122 @@
+"""One benchmark run: start both servers, seed, measure each section, stop, report."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench import concurrency, lean, live, sequential
+from bench.clients import call, http_client, issue_tokens
+from bench.context import ADMIN, READER, Bench, agent_ids
+from bench.measure import say
+from bench.plan import SECTIONS, Plan
+from bench.seed import seed_sessions
+from bench.servers import Credentials, start_floor, start_ours
+from bench.startup import memory_section, startup_section
+from bench.targets import evaluate
+
+IDLE_CALLS = 5
+
+
+async def _idle_calls(bench: Bench) -> None:
+    """A few calls, so 'idle' memory is that of a server that has served something."""
+    async with http_client(bench.ours.url, bench.tokens[READER]) as client:
+        created = await call(client, "create_session", {"purpose": "bench: idle"})
+        session_id = created["session"]["id"]
+        for i in range(IDLE_CALLS):
+            await call(client, "add_message", {"session_id": session_id, "content": f"hello {i}"})
+            await call(client, "get_messages", {"session_id": session_id})
+    async with http_client(bench.floor.url) as client:
+        for _ in range(IDLE_CALLS):
+            await call(client, "noop")
+
+
+async def _timed(name: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    say(f"{name}...")
+    started = time.perf_counter()
+    result = await step()
+    say(f"{name} done in {time.perf_counter() - started:.1f} s")
+    return result
+
+
+async def run(plan: Plan, only: tuple[str, ...] = SECTIONS, keep: bool = False) -> dict[str, Any]:
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="scs-bench-"))
+    creds = Credentials()
+    data_dir = workdir / "data"
+    sections: dict[str, Any] = {}
+    floor = start_floor(workdir / "logs" / "floor.log")
+    ours = start_ours(data_dir, creds, workdir / "logs" / "ours.log")
+    say(f"servers up: ours {ours.url} ({ours.startup_s:.2f} s), floor {floor.url}")
+    bench = Bench(plan, creds, workdir, data_dir, ours, floor)
+    idle: dict[str, float] = {}
+    after: dict[str, float] = {}
+    seeded_total = 0
+    try:
+        url, key = ours.url, creds.admin_key
+        bench.tokens = await issue_tokens(url, key, [READER])
+        bench.tokens |= await issue_tokens(
+            url, key, [ADMIN], permissions=["read", "write", "admin"]
+        )
+        await _idle_calls(bench)
+        idle = {"ours": ours.rss_mb(), "floor": floor.rss_mb()}
+        most = max((*plan.agents, *plan.lean_connections))
+        others = [live.WRITER, live.SUBSCRIBER, *agent_ids(most)]
+        bench.tokens |= await issue_tokens(url, key, others)
+        if "sequential" in only:
+            bench.seeded = await _timed(
+                "seeding", lambda: seed_sessions(data_dir, creds, list(plan.sizes))
+            )
+            seeded_total = sum(s.size for s in bench.seeded)
+            sections["sequential_http"] = await _timed(
+                "sequential, HTTP", lambda: sequential.run_http(bench)
+            )
+            sections["sequential_stdio"] = await _timed(
+                "sequential, stdio", lambda: sequential.run_stdio(bench)
+            )
+        if "concurrency" in only:
+            sections["concurrency"] = await _timed("concurrency", lambda: concurrency.run(bench))
+        if "live" in only:
+            sections["live"] = await _timed("live updates", lambda: live.run(bench))
+        if "lean" in only:
+            sections["lean"] = await _timed("lean generator", lambda: lean.run(bench))
+        after = {"ours": ours.rss_mb(), "floor": floor.rss_mb()}
+    finally:
+        ours.stop()
+        floor.stop()
+    if "memory" in only:
+        sections["memory"] = memory_section(idle, after)
+    if "startup" in only:
+        sections["startup"] = await _timed(
+            "start-up",
+            _startup(bench, seeded_total),
+        )
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        say(f"kept {workdir}")
+    return {
+        "quick": plan.quick,
+        "duration_s": round(time.perf_counter() - started, 1),
+        "sections": sections,
+        "targets": evaluate(sections),
+    }
+
+
+def _startup(bench: Bench, seeded_total: int) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def step() -> dict[str, Any]:
+        return startup_section(
+            bench.ours,
+            bench.floor,
+            bench.workdir,
+            bench.data_dir if seeded_total else None,
+            bench.creds,
+            bench.plan.startups,
+            seeded_total,
+        )
+
+    return step

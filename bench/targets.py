@@ -1,0 +1,119 @@
+"""The performance targets (DESIGN.md §7, issue 4): the one place they are defined.
+
+Ratios are to the floor measured in the same run with the same client, over streamable HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Compare = Literal["<=", "<", ">="]
+# Which rows of the section a target applies to.
+Scope = Literal["every", "largest_size", "most_agents"]
+
+X_FLOOR = "\u00d7 floor"  # the multiplication sign
+
+_COMPARE: dict[Compare, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    label: str
+    section: str
+    op: str
+    metric: str  # a key of the measured row
+    compare: Compare
+    limit: float
+    unit: str
+    scope: Scope = "every"
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("add_message p50", "sequential_http", "add_message", "ratio_p50", "<=", 1.3, X_FLOOR),
+    Target(
+        "get_messages (50) p50",
+        "sequential_http",
+        "get_messages",
+        "ratio_p50",
+        "<=",
+        1.5,
+        X_FLOOR,
+    ),
+    Target(
+        "throughput, concurrent writers",
+        "concurrency",
+        "add_message",
+        "throughput_ratio",
+        ">=",
+        0.7,
+        X_FLOOR,
+        "most_agents",
+    ),
+    Target("notification p95, 2025-11-25", "live", "notify_2025", "p95_ms", "<=", 10, "ms"),
+    Target("notification p95, 2026-07-28", "live", "notify_2026", "p95_ms", "<=", 10, "ms"),
+    Target("wait_for_updates p95", "live", "wait_for_updates", "p95_ms", "<=", 10, "ms"),
+    # DESIGN.md §7: a subscriber on another server process sharing the database.
+    Target("notification p95, across processes", "live", "notify_cross", "p95_ms", "<=", 50, "ms"),
+    Target(
+        "search_context p95",
+        "sequential_http",
+        "search_context",
+        "p95_ms",
+        "<=",
+        100,
+        "ms",
+        "largest_size",
+    ),
+    Target(
+        "start-up to healthy /health (p50)", "startup", "startup_fresh", "p50_ms", "<", 1500, "ms"
+    ),
+    Target("idle memory (VmRSS)", "memory", "rss_idle", "value_mb", "<", 80, "MB"),
+)
+
+
+def _rows_in_scope(target: Target, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = [r for r in rows if r.get("op") == target.op and r.get("server", "ours") == "ours"]
+    if target.scope == "largest_size" and rows:
+        largest = max(r.get("size", 0) for r in rows)
+        rows = [r for r in rows if r.get("size", 0) == largest]
+    if target.scope == "most_agents" and rows:
+        most = max(r.get("agents", 0) for r in rows)
+        rows = [r for r in rows if r.get("agents", 0) == most]
+    return rows
+
+
+def evaluate(sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """One verdict per target and matching row; a missing measurement is "not measured"."""
+    verdicts: list[dict[str, Any]] = []
+    for target in TARGETS:
+        rows = _rows_in_scope(target, sections.get(target.section, {}).get("rows", []))
+        if not rows:
+            verdicts.append(_verdict(target, None, None))
+        for row in rows:
+            verdicts.append(_verdict(target, row, row.get(target.metric)))
+    return verdicts
+
+
+def _verdict(target: Target, row: dict[str, Any] | None, value: Any) -> dict[str, Any]:
+    measured = isinstance(value, int | float) and not math.isnan(value)
+    met = measured and _COMPARE[target.compare](float(value), target.limit)
+    if measured and row is not None and row.get("errors"):
+        met = False  # a fast run with errors does not count
+    return {
+        "target": target.label,
+        "measurement": row["name"] if row else None,
+        "section": target.section,
+        "metric": target.metric,
+        "limit": f"{target.compare} {target.limit:g} {target.unit}",
+        "value": value if measured else None,
+        "unit": target.unit,
+        "met": bool(met) if measured else None,
+    }
