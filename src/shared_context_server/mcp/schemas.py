@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from shared_context_server.services.messages import MessagePage
+
+# Nullable scalars as {"type": [T, "null"]} rather than pydantic's anyOf of two schemas:
+# the same meaning, and clients that validate results (the Python SDK does, per item) check
+# a type list much faster than they try one schema after another.
+OptionalInt = Annotated[int | None, WithJsonSchema({"type": ["integer", "null"]})]
+OptionalStr = Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})]
+OptionalTime = Annotated[
+    datetime | None, WithJsonSchema({"type": ["string", "null"], "format": "date-time"})
+]
 
 
 class Out(BaseModel):
@@ -40,18 +49,18 @@ class MessageOut(Out):
     metadata: dict[str, Any]
     message_type: str
     visibility: str
-    parent_message_id: int | None
+    parent_message_id: OptionalInt
     created_at: datetime
 
 
 class MemoryOut(Out):
     key: str
     value: Any
-    session_id: str | None
+    session_id: OptionalStr
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-    expires_at: datetime | None
+    expires_at: OptionalTime
     version: int
 
 
@@ -99,7 +108,7 @@ class MessagePageResult(Ok):
     session_id: str
     messages: list[MessageOut]
     count: int
-    next_cursor: int | None
+    next_cursor: OptionalInt
     has_more: bool
     feed_cursor: int
 
@@ -157,8 +166,8 @@ class AuditRecordOut(Out):
     event_type: str
     agent_id: str
     agent_type: str
-    session_id: str | None
-    target: str | None
+    session_id: OptionalStr
+    target: OptionalStr
     metadata: dict[str, Any]
     created_at: datetime
     prev_hash: str
@@ -170,7 +179,7 @@ class AuditLogResult(Ok):
     count: int
     has_more: bool
     # Pass as before_id for the next (older) page; null when there is none.
-    next_before_id: int | None
+    next_before_id: OptionalInt
 
 
 class ChainBreakOut(BaseModel):
@@ -182,8 +191,8 @@ class AuditVerifyResult(Ok):
     intact: bool
     checked: int
     first_break: ChainBreakOut | None
-    last_id: int | None
-    last_hash: str | None
+    last_id: OptionalInt
+    last_hash: OptionalStr
 
 
 class AgentActivityOut(Out):
@@ -214,7 +223,7 @@ class AgentPresenceOut(Out):
     status: str
     last_seen: datetime
     # For get_active_agents(session_id): the agent's last activity in that session.
-    last_seen_in_session: datetime | None = None
+    last_seen_in_session: OptionalTime = None
     # Only for admins and the agent itself; null for everyone else.
     permissions: list[str] | None = None
 
@@ -224,7 +233,7 @@ class PresenceResult(Ok):
 
 
 class ActiveAgentsResult(Ok):
-    session_id: str | None
+    session_id: OptionalStr
     window_seconds: int
     agents: list[AgentPresenceOut]
     count: int
@@ -240,7 +249,7 @@ class LockOut(Out):
     expires_at: datetime
     heartbeat_deadline: datetime
     ttl_seconds: int
-    message: str | None
+    message: OptionalStr
 
 
 class CoordinationResult(Ok):
