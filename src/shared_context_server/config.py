@@ -66,7 +66,7 @@ class Settings(BaseSettings):
 
     archive_after_seconds: int = 7 * 24 * 3600
     sweep_interval_seconds: float = 60.0
-    feed_poll_seconds: float = 0.05
+    feed_poll_seconds: float = 0.01
     # Which tools are exposed: all, core (an agent's everyday set), readonly.
     tool_profile: Literal["all", "core", "readonly"] = "all"
     # wait_for_updates blocks at most this long: below common client tool timeouts.

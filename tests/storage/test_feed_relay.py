@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
+
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
@@ -72,3 +74,36 @@ async def test_the_relay_reads_in_batches_without_losing_events(
 
     assert reads == [2, 2, 1, 0]
     assert heard == written
+
+
+async def test_the_change_signal_moves_when_another_store_commits(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    here, there = open_store(), open_store()
+    before = here.change_signal()
+    if here.dialect == "postgresql":
+        assert before is None  # no cheap signal: the relay reads the feed every interval
+        return
+    assert before is not None
+    assert here.change_signal() == before
+    await there.create_session(make_session())
+    assert here.change_signal() != before
+
+
+async def test_a_running_relay_hears_another_store_promptly(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    here, there = open_store(), open_store()
+    bus, heard = _listening_bus()
+    arrived = anyio.Event()
+    bus.subscribe(lambda _: arrived.set())
+    relay = FeedRelay(here, bus, interval=0.01)
+    await relay.start_position()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(relay.run)
+        await anyio.sleep(0.05)  # the relay has looked once: nothing new
+        _, created = await there.create_session(make_session())
+        with anyio.fail_after(2):
+            await arrived.wait()
+        tasks.cancel_scope.cancel()
+    assert heard == [created]

@@ -2,11 +2,16 @@
 
 Events from this process reach the bus directly after commit; the relay publishes only
 those written by other processes sharing the database, so nothing is heard twice.
+
+Where the store offers a cheap change signal (a SQLite file's stat), the relay checks it
+every ``interval`` and reads the feed only when it moved, and at least every
+``FULL_POLL_SECONDS`` in any case; otherwise it reads the feed every ``interval``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import anyio
 
@@ -14,6 +19,8 @@ from shared_context_server.events.bus import EventBus
 from shared_context_server.storage.store import Store
 
 logger = logging.getLogger(__name__)
+
+FULL_POLL_SECONDS = 1.0
 
 
 class FeedRelay:
@@ -37,10 +44,16 @@ class FeedRelay:
         return len(events)
 
     async def run(self) -> None:
+        seen: object | None = None
+        polled = 0.0
         while True:
-            try:
-                while await self.poll_once() == self._batch:
-                    pass
-            except Exception:
-                logger.exception("change feed poll failed; retrying")
+            # Taken before reading, so a commit during the read shows as a change next time.
+            signal = self._store.change_signal()
+            if signal is None or signal != seen or time.monotonic() - polled > FULL_POLL_SECONDS:
+                try:
+                    while await self.poll_once() == self._batch:
+                        pass
+                    seen, polled = signal, time.monotonic()
+                except Exception:
+                    logger.exception("change feed poll failed; retrying")
             await anyio.sleep(self._interval)
