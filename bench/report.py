@@ -7,8 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.targets import TARGETS
-
 TIMES = "\u00d7"  # the multiplication sign
 NONE = "-"
 NOTES = Path(__file__).resolve().parent / "notes.md"
@@ -239,5 +237,4 @@ def markdown(results: dict[str, Any]) -> str:
             parts += [f"## {title}", render()]
     if NOTES.exists():
         parts += ["## Notes and profiles", NOTES.read_text().strip()]
-    parts.append(f"_Targets: {len(TARGETS)} defined in bench/targets.py._")
     return "\n\n".join(parts) + "\n"

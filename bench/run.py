@@ -43,6 +43,37 @@ async def _timed(name: str, step: Callable[[], Awaitable[Any]]) -> Any:
     return result
 
 
+async def _measure(bench: Bench, only: tuple[str, ...], sections: dict[str, Any]) -> None:
+    """Every section that needs the running servers, in order; memory last of all."""
+    plan, ours, floor = bench.plan, bench.ours, bench.floor
+    url, key = ours.url, bench.creds.admin_key
+    bench.tokens = await issue_tokens(url, key, [READER])
+    bench.tokens |= await issue_tokens(url, key, [ADMIN], permissions=["read", "write", "admin"])
+    await _idle_calls(bench)
+    idle = {"ours": ours.rss_mb(), "floor": floor.rss_mb()}
+    most = max((*plan.agents, *plan.lean_connections))
+    bench.tokens |= await issue_tokens(url, key, [live.WRITER, live.SUBSCRIBER, *agent_ids(most)])
+    if "sequential" in only:
+        sizes = list(plan.sizes)
+        bench.seeded = await _timed(
+            "seeding", lambda: seed_sessions(bench.data_dir, bench.creds, sizes)
+        )
+        sections["sequential_http"] = await _timed(
+            "sequential, HTTP", lambda: sequential.run_http(bench)
+        )
+        sections["sequential_stdio"] = await _timed(
+            "sequential, stdio", lambda: sequential.run_stdio(bench)
+        )
+    if "concurrency" in only:
+        sections["concurrency"] = await _timed("concurrency", lambda: concurrency.run(bench))
+    if "live" in only:
+        sections["live"] = await _timed("live updates", lambda: live.run(bench))
+    if "lean" in only:
+        sections["lean"] = await _timed("lean generator", lambda: lean.run(bench))
+    if "memory" in only:
+        sections["memory"] = memory_section(idle, {"ours": ours.rss_mb(), "floor": floor.rss_mb()})
+
+
 async def run(plan: Plan, only: tuple[str, ...] = SECTIONS, keep: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="scs-bench-"))
@@ -50,73 +81,36 @@ async def run(plan: Plan, only: tuple[str, ...] = SECTIONS, keep: bool = False) 
     data_dir = workdir / "data"
     sections: dict[str, Any] = {}
     floor = start_floor(workdir / "logs" / "floor.log")
-    ours = start_ours(data_dir, creds, workdir / "logs" / "ours.log")
+    try:
+        ours = start_ours(data_dir, creds, workdir / "logs" / "ours.log")
+    except BaseException:
+        floor.stop()
+        raise
     say(f"servers up: ours {ours.url} ({ours.startup_s:.2f} s), floor {floor.url}")
     bench = Bench(plan, creds, workdir, data_dir, ours, floor)
-    idle: dict[str, float] = {}
-    after: dict[str, float] = {}
-    seeded_total = 0
     try:
-        url, key = ours.url, creds.admin_key
-        bench.tokens = await issue_tokens(url, key, [READER])
-        bench.tokens |= await issue_tokens(
-            url, key, [ADMIN], permissions=["read", "write", "admin"]
-        )
-        await _idle_calls(bench)
-        idle = {"ours": ours.rss_mb(), "floor": floor.rss_mb()}
-        most = max((*plan.agents, *plan.lean_connections))
-        others = [live.WRITER, live.SUBSCRIBER, *agent_ids(most)]
-        bench.tokens |= await issue_tokens(url, key, others)
-        if "sequential" in only:
-            bench.seeded = await _timed(
-                "seeding", lambda: seed_sessions(data_dir, creds, list(plan.sizes))
-            )
-            seeded_total = sum(s.size for s in bench.seeded)
-            sections["sequential_http"] = await _timed(
-                "sequential, HTTP", lambda: sequential.run_http(bench)
-            )
-            sections["sequential_stdio"] = await _timed(
-                "sequential, stdio", lambda: sequential.run_stdio(bench)
-            )
-        if "concurrency" in only:
-            sections["concurrency"] = await _timed("concurrency", lambda: concurrency.run(bench))
-        if "live" in only:
-            sections["live"] = await _timed("live updates", lambda: live.run(bench))
-        if "lean" in only:
-            sections["lean"] = await _timed("lean generator", lambda: lean.run(bench))
-        after = {"ours": ours.rss_mb(), "floor": floor.rss_mb()}
+        await _measure(bench, only, sections)
+    except BaseException:
+        say(f"failed; server logs are in {workdir / 'logs'}")
+        keep = True
+        raise
     finally:
         ours.stop()
         floor.stop()
-    if "memory" in only:
-        sections["memory"] = memory_section(idle, after)
     if "startup" in only:
-        sections["startup"] = await _timed(
-            "start-up",
-            _startup(bench, seeded_total),
+        # With the benchmark's servers stopped: the extra starts compete with nothing.
+        say("start-up...")
+        seeded = sum(s.size for s in bench.seeded)
+        sections["startup"] = startup_section(
+            ours, floor, workdir, data_dir if seeded else None, creds, plan.startups, seeded
         )
-    if not keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
+    if keep:
         say(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return {
         "quick": plan.quick,
         "duration_s": round(time.perf_counter() - started, 1),
         "sections": sections,
         "targets": evaluate(sections),
     }
-
-
-def _startup(bench: Bench, seeded_total: int) -> Callable[[], Awaitable[dict[str, Any]]]:
-    async def step() -> dict[str, Any]:
-        return startup_section(
-            bench.ours,
-            bench.floor,
-            bench.workdir,
-            bench.data_dir if seeded_total else None,
-            bench.creds,
-            bench.plan.startups,
-            seeded_total,
-        )
-
-    return step

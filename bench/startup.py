@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.measure import Samples, row
-from bench.servers import ServerProcess, start_floor, start_ours
+from bench.servers import Credentials, ServerProcess, start_floor, start_ours
 from bench.stats import ratio, with_floor
 
 EXISTING_DB_STARTS = 3
 
 
-def _starts(first: float | None, more: int, start: Any) -> Samples:
+def _starts(first: float | None, more: int, start: Callable[[int], ServerProcess]) -> Samples:
     """Start-up times: the benchmark's own server (if any) and `more` extra starts."""
     samples = Samples()
     if first is not None:
         samples.latencies.append(first)
     for i in range(more):
         try:
-            server: ServerProcess = start(i)
+            server = start(i)
         except RuntimeError as exc:
             samples.failed(str(exc))
             continue
@@ -33,7 +34,7 @@ def startup_section(
     bench_floor: ServerProcess | None,
     workdir: Path,
     data_dir: Path | None,
-    creds: Any,
+    creds: Credentials,
     starts: int,
     existing_messages: int,
 ) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def startup_section(
     rows = [with_floor(fresh, floor)]
     if data_dir is not None and starts > 0:
         existing = row(
-            f"ours, existing database ({existing_messages:,} messages)",
+            f"ours, the run's database ({existing_messages:,}+ messages)",
             "startup_existing",
             _starts(
                 None,
