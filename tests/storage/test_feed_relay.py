@@ -87,7 +87,15 @@ async def test_the_change_signal_moves_when_another_store_commits(
     assert before is not None
     assert here.change_signal() == before
     await there.create_session(make_session())
-    assert here.change_signal() != before
+    after_theirs = here.change_signal()
+    assert after_theirs is not None
+    assert after_theirs[0] != before[0]
+    assert after_theirs[1] is False  # not ours: worth reading the feed
+    await here.create_session(make_session())
+    after_ours = here.change_signal()
+    assert after_ours is not None
+    assert after_ours[0] != after_theirs[0]
+    assert after_ours[1] is True  # only our own commit since: nothing to read
 
 
 async def test_a_running_relay_hears_another_store_promptly(

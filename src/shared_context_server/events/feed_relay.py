@@ -4,8 +4,8 @@ Events from this process reach the bus directly after commit; the relay publishe
 those written by other processes sharing the database, so nothing is heard twice.
 
 Where the store offers a cheap change signal (a SQLite file's stat), the relay checks it
-every ``interval`` and reads the feed only when it moved, and at least every
-``FULL_POLL_SECONDS`` in any case; otherwise it reads the feed every ``interval``.
+every ``interval`` and reads the feed only when another process moved it, and at least
+every ``FULL_POLL_SECONDS`` in any case; otherwise it reads the feed every ``interval``.
 """
 
 from __future__ import annotations
@@ -49,11 +49,15 @@ class FeedRelay:
         while True:
             # Taken before reading, so a commit during the read shows as a change next time.
             signal = self._store.change_signal()
-            if signal is None or signal != seen or time.monotonic() - polled > FULL_POLL_SECONDS:
+            due = time.monotonic() - polled > FULL_POLL_SECONDS
+            if signal is None or due or (signal[0] != seen and not signal[1]):
                 try:
                     while await self.poll_once() == self._batch:
                         pass
-                    seen, polled = signal, time.monotonic()
+                    polled = time.monotonic()
+                    seen = signal and signal[0]
                 except Exception:
                     logger.exception("change feed poll failed; retrying")
+            else:
+                seen = signal[0]  # unchanged, or changed by our own commit only
             await anyio.sleep(self._interval)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -193,6 +194,7 @@ class SqlBase:
         # (1 ms, 2 ms, 5 ms ... up to 100 ms). This process's writers take turns here instead,
         # so they never sleep against each other; other processes still meet the busy timeout.
         self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
+        self._after_own_commit: object | None = None
 
     async def close(self) -> None:
         self.engine.dispose()
@@ -208,10 +210,38 @@ class SqlBase:
     @contextmanager
     def _write(self, audit: AuditEvent | None = None) -> Iterator[sa.Connection]:
         """A write transaction; ``audit`` is appended to the audit trail inside it."""
-        with self._write_turn or nullcontext(), self.engine.begin() as conn:
-            yield conn
-            if audit is not None:
-                self._append_audit(conn, audit)
+        with self._write_turn or nullcontext():
+            with self.engine.begin() as conn:
+                yield conn
+                if audit is not None:
+                    self._append_audit(conn, audit)
+            self._after_own_commit = self._file_signal()
+
+    def change_signal(self) -> tuple[object, bool] | None:
+        """A value that changes whenever any process commits, and whether it is still the
+        value our own last commit left; None where there is no cheap sign (PostgreSQL).
+
+        For a SQLite file: the size and modification time of the database and its WAL, two
+        stat calls, cheap enough to ask every few milliseconds. (A foreign commit that
+        lands between one of ours and its stat counts as ours: readers of the feed catch
+        up on their periodic full read.)
+        """
+        signal = self._file_signal()
+        return None if signal is None else (signal, signal == self._after_own_commit)
+
+    def _file_signal(self) -> object | None:
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return None
+        signal: list[tuple[int, int] | None] = []
+        for name in (path, path + "-wal"):
+            try:
+                stat = os.stat(name)
+            except FileNotFoundError:
+                signal.append(None)
+            else:
+                signal.append((stat.st_mtime_ns, stat.st_size))
+        return tuple(signal)
 
     def _require_unlocked(
         self, conn: sa.Connection, session_id: str, writer: str, now: datetime

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import sqlalchemy as sa
 
 from shared_context_server.domain.events import ChangeEvent
@@ -33,23 +31,3 @@ class FeedRows(SqlBase):
     def latest_feed_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(change_feed.c.id))).scalar() or 0)
-
-    def change_signal(self) -> object | None:
-        """Something that differs after any process commits (None: no such cheap sign).
-
-        For a SQLite file, the size and modification time of the database and its WAL:
-        two stat calls, far cheaper than reading the feed, so it can be asked every few
-        milliseconds.
-        """
-        path = self.engine.url.database
-        if self.dialect != "sqlite" or not path or path == ":memory:":
-            return None
-        signal: list[tuple[int, int] | None] = []
-        for name in (path, path + "-wal"):
-            try:
-                stat = os.stat(name)
-            except FileNotFoundError:
-                signal.append(None)
-            else:
-                signal.append((stat.st_mtime_ns, stat.st_size))
-        return tuple(signal)

@@ -235,9 +235,10 @@ class Store(Protocol):
     # change feed
     async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
     async def latest_feed_id(self) -> int: ...
-    def change_signal(self) -> object | None:
-        """A value that changes whenever any process commits, cheap to ask; None when the
-        backend has none (then readers of the feed poll it)."""
+    def change_signal(self) -> tuple[object, bool] | None:
+        """A value that changes whenever any process commits, cheap to ask, and whether
+        it is what this store's own last commit left; None when the backend has none
+        (then readers of the feed poll it)."""
         ...
 
     # locks
