@@ -77,6 +77,29 @@ async def sequential(call: Call, plan: Plan, iterations: int | None = None) -> S
     return samples
 
 
+async def paired(call: Call, floor: Call, plan: Plan) -> tuple[Samples, Samples]:
+    """Like ``sequential``, but each timed call follows one call of the floor, timed too:
+    both sides see the same moment of the machine, so their ratio holds while its load
+    drifts (a 2-core machine's does)."""
+    ours, base = Samples(), Samples()
+    for i in range(plan.warmup):
+        for side, run in ((base, floor), (ours, call)):
+            _, error = await _once(run, i)
+            if error:
+                side.failed(error)
+    deadline = time.perf_counter() + plan.budget_s
+    for n in range(plan.iterations):
+        for side, run in ((base, floor), (ours, call)):
+            elapsed, error = await _once(run, plan.warmup + n)
+            if error:
+                side.failed(error)
+            else:
+                side.latencies.append(elapsed)
+        if time.perf_counter() > deadline and len(ours.latencies) >= plan.min_samples:
+            break
+    return ours, base
+
+
 def say(text: str) -> None:
     """Progress on stderr; the report is the output."""
     print(f"[bench] {text}", file=sys.stderr, flush=True)

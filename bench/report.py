@@ -117,12 +117,17 @@ def _sequential(section: dict[str, Any], verdicts: list[dict[str, Any]], key: st
     floor = section["floor"]
     intro = (
         f"{section['client']}; transport: {section['transport']}. Floor: `noop` on the bare "
-        "FastMCP server, measured before and after these rows and pooled: "
+        "FastMCP server, one call just before each of ours (pooled over the section: "
         f"p50 {_num(floor.get('p50_ms'))} ms, p95 {_num(floor.get('p95_ms'))} ms, "
-        f"p99 {_num(floor.get('p99_ms'))} ms (n {_num(floor.get('n'))}). "
-        "Ratios are to the floor's same percentile."
+        f"p99 {_num(floor.get('p99_ms'))} ms, n {_num(floor.get('n'))}). "
+        "Each row's ratios are to the same percentile of its own paired floor calls."
     )
-    columns = _latency_columns([("measurement", lambda r: r["name"])])
+    columns = _latency_columns(
+        [
+            ("measurement", lambda r: r["name"]),
+            ("floor p50 ms", lambda r: _num((r.get("floor") or {}).get("p50_ms"))),
+        ]
+    )
     columns += [("errors", _errors), ("target", _target_cell(verdicts, key))]
     return intro + "\n\n" + _table(section["rows"], columns)
 

@@ -10,7 +10,7 @@ from mcp import Client
 
 from bench.clients import call, http_client, stdio_client
 from bench.context import ADMIN, READER, Bench
-from bench.measure import Call, row, sequential, tool
+from bench.measure import Call, Samples, paired, row, tool
 from bench.seed import SeededSession
 from bench.servers import floor_stdio, ours_stdio
 from bench.stats import with_floor
@@ -56,16 +56,25 @@ def _per_session(client: Client, s: SeededSession) -> list[tuple[str, Call]]:
     ]
 
 
-async def _ours(bench: Bench, client: Client, transport: str) -> list[dict[str, Any]]:
+async def _ours(
+    bench: Bench, client: Client, noop: Call, pooled: Samples, transport: str
+) -> list[dict[str, Any]]:
     plan = bench.plan
+
+    async def measure(name: str, op: str, run: Call, **attributes: Any) -> dict[str, Any]:
+        samples, floor = await paired(run, noop, plan)
+        pooled.latencies += floor.latencies
+        pooled.errors += floor.errors
+        pooled.first_error = pooled.first_error or floor.first_error
+        floor_row = row(f"floor: noop, paired with {name}", "noop", floor, server="floor")
+        measured = row(name, op, samples, transport=transport, server="ours", **attributes)
+        return with_floor(measured, floor_row)
+
     rows = []
     for seeded in bench.seeded:
         for op, run in _per_session(client, seeded):
-            samples = await sequential(run, plan)
             name = f"{op} ({seeded.size:,} msgs)"
-            rows.append(
-                row(name, op, samples, size=seeded.size, transport=transport, server="ours")
-            )
+            rows.append(await measure(name, op, run, size=seeded.size))
 
     def memory_key(i: int) -> str:
         return f"bench.note.{i % MEMORY_KEYS}"
@@ -107,29 +116,24 @@ async def _ours(bench: Bench, client: Client, transport: str) -> list[dict[str, 
         ),
     ]
     for name, op, run in singles:
-        samples = await sequential(run, plan)
-        rows.append(row(name, op, samples, transport=transport, server="ours"))
+        rows.append(await measure(name, op, run))
     return rows
 
 
 async def _section(bench: Bench, ours: Connect, floor: Connect, transport: str) -> dict[str, Any]:
-    """The floor is measured before and after ours and its samples pooled, so a drift in
-    the machine's load during the section weighs on both sides of the ratio alike."""
-    async with floor() as floor_client:
+    """Each of our calls is paired with a floor call just before it, and each row's ratios
+    are to its own paired floor samples: a drift in the machine's load weighs on both
+    sides of a ratio alike. The section's floor row pools every pair."""
+    pooled = Samples()
+    async with floor() as floor_client, ours() as client:
         noop = tool(floor_client, "noop", lambda i: {})
-        floor_samples = await sequential(noop, bench.plan)
-        async with ours() as client:
-            rows = await _ours(bench, client, transport)
-        after = await sequential(noop, bench.plan)
-    floor_samples.latencies += after.latencies
-    floor_samples.errors += after.errors
-    floor_samples.first_error = floor_samples.first_error or after.first_error
-    floor_row = row("floor: noop", "noop", floor_samples, transport=transport, server="floor")
+        rows = await _ours(bench, client, noop, pooled, transport)
+    floor_row = row("floor: noop", "noop", pooled, transport=transport, server="floor")
     return {
         "client": "official mcp client (mcp Python SDK), one connection, one call at a time",
         "transport": transport,
         "floor": floor_row,
-        "rows": [with_floor(r, floor_row) for r in rows],
+        "rows": rows,
     }
 
 
