@@ -11,7 +11,7 @@ from shared_context_server.domain.models import Session
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import TextSearch
+from shared_context_server.storage.store import QueryWord, TextSearch
 from shared_context_server.storage.tables import messages, metadata, sessions
 from tests.storage.factories import T0, make_session
 from tests.storage.processes import run_together
@@ -112,7 +112,9 @@ async def test_the_search_index_covers_messages_written_before_it_existed(
         migrate.upgrade(engine)
         store = SqlStore(engine)
         scope = ReadScope("alice", "claude", admin=False)
-        found = await store.search_messages(TextSearch(session.id, scope, words=["kubernetes"]))
+        found = await store.search_messages(
+            TextSearch(session.id, scope, [QueryWord("kubernetes")])
+        )
         assert [m.content for m in found] == ["older kubernetes"]
     finally:
         engine.dispose()

@@ -8,15 +8,18 @@ import sqlalchemy as sa
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import Visibility
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import TextSearch
+from shared_context_server.storage.store import QueryWord, TextSearch
 from shared_context_server.storage.tables import messages
 from tests.storage.factories import T0, make_session, new_message
 
 ALICE = ReadScope("alice", "claude", admin=False)
 
 
-async def _found(store: SqlStore, session_id: str, **search: object) -> list[str]:
-    query = TextSearch(session_id, search.pop("scope", ALICE), **search)  # type: ignore[arg-type]
+async def _found(store: SqlStore, session_id: str, words: list[str], **search: object) -> list[str]:
+    """Words given as "prefix" or "prefix|spelling|spelling"."""
+    query_words = [QueryWord(w.split("|")[0], tuple(w.split("|")[1:])) for w in words]
+    scope = search.pop("scope", ALICE)
+    query = TextSearch(session_id, scope, query_words, **search)  # type: ignore[arg-type]
     return [m.content for m in await store.search_messages(query)]
 
 
@@ -36,22 +39,21 @@ async def test_words_match_whole_words_and_word_prefixes(store: SqlStore) -> Non
     assert await _found(store, sid, words=[]) == []
 
 
-async def test_terms_match_only_whole_words(store: SqlStore) -> None:
+async def test_spellings_match_only_whole_words(store: SqlStore) -> None:
     sid = await _session_with(store, "database migration failed")
-    assert await _found(store, sid, words=[], terms=["migration"]) == ["database migration failed"]
-    assert await _found(store, sid, words=[], terms=["migr"]) == []
+    assert await _found(store, sid, ["migraton|migration"]) == ["database migration failed"]
+    assert await _found(store, sid, ["migraton|migr"]) == []
 
 
-async def test_matches_stay_in_their_session_and_best_matches_come_first(
+async def test_every_word_or_any_word_newest_first_within_the_session(
     store: SqlStore,
 ) -> None:
-    sid = await _session_with(store, "cache", "cache invalidation bug", "unrelated")
+    sid = await _session_with(store, "cache", "cache invalidation bug", "unrelated", "bug")
     await _session_with(store, "cache invalidation bug elsewhere")
-    found = await _found(store, sid, words=["cache", "invalidation", "bug"])
-    assert found[0] == "cache invalidation bug"
-    assert set(found) == {"cache", "cache invalidation bug"}
-    assert await _found(store, sid, words=["cache"], limit=1) != []
-    assert len(await _found(store, sid, words=["cache"], limit=1)) == 1
+    words = ["cache", "invalidation", "bug"]
+    assert await _found(store, sid, words, every=True) == ["cache invalidation bug"]
+    assert await _found(store, sid, words) == ["bug", "cache invalidation bug", "cache"]
+    assert await _found(store, sid, ["cache"], limit=1) == ["cache invalidation bug"]
 
 
 async def test_only_what_the_scope_may_see_is_found(store: SqlStore) -> None:

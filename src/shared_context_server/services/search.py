@@ -7,7 +7,7 @@ share a word (or a close spelling of one) with the query, then RapidFuzz scores 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process, utils
 
@@ -18,11 +18,12 @@ from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
 from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.store import Store, TextSearch
+from shared_context_server.storage.store import QueryWord, Store, TextSearch
 
 MAX_QUERY_CHARS = 1_000
-# RapidFuzz scores the best full-text matches, at least this many (and five per hit asked
-# for): it bounds the cost of a search on a huge session.
+# RapidFuzz scores this many full-text matches (or five per hit asked for, if more): the
+# newest that contain every query word, then the newest that contain any. It bounds the
+# cost of a search on a huge session.
 CANDIDATES = 500
 # Query words this long also match indexed words spelled alike (same first two letters,
 # RapidFuzz ratio at least SIMILAR_WORD): typos find their message.
@@ -70,14 +71,11 @@ class SearchService:
         check_page(self._limits, limit, cap=self._limits.search_hits)
         require(principal, Permission.READ)
         await self._sessions.find(session_id, principal)
-        words = utils.default_process(query).split()
-        candidates = await self._store.search_messages(
+        candidates = await self._candidates(
             TextSearch(
                 session_id,
                 read_scope(principal),
-                words=[w for w in words if len(w) > 1],
-                terms=[w for w in words if len(w) == 1]
-                + await self._similar_words(session_id, words),
+                await self._query_words(session_id, query),
                 include_metadata=include_metadata,
                 limit=max(CANDIDATES, 5 * limit),
             )
@@ -97,15 +95,26 @@ class SearchService:
         hits.sort(key=lambda hit: (-hit.score, -hit.message.id))
         return hits
 
-    async def _similar_words(self, session_id: str, words: list[str]) -> list[str]:
+    async def _candidates(self, search: TextSearch) -> list[Message]:
+        found = await self._store.search_messages(replace(search, every=True))
+        if len(found) < search.limit and len(search.words) > 1:
+            seen = {m.id for m in found}
+            more = await self._store.search_messages(search)
+            found += [m for m in more if m.id not in seen][: search.limit - len(found)]
+        return found
+
+    async def _query_words(self, session_id: str, query: str) -> list[QueryWord]:
+        """The query's words (one letter is too short to look up), each with the indexed
+        words spelled alike if it is long enough to hold a typo."""
+        words = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
         long_words = [w for w in words if len(w) >= TYPO_MIN_CHARS]
         prefixes = sorted({w[:2] for w in long_words})
         known = await self._store.search_terms(session_id, prefixes) if prefixes else []
-        similar = {
-            term
-            for word in long_words
-            for term, _, _ in process.extract(
-                word, known, scorer=fuzz.ratio, score_cutoff=SIMILAR_WORD, limit=None
-            )
-        }
-        return sorted(similar)
+        return [QueryWord(w, self._alike(w, known) if w in long_words else ()) for w in words]
+
+    @staticmethod
+    def _alike(word: str, known: list[str]) -> tuple[str, ...]:
+        matches = process.extract(
+            word, known, scorer=fuzz.ratio, score_cutoff=SIMILAR_WORD, limit=None
+        )
+        return tuple(sorted(term for term, _, _ in matches if term != word))

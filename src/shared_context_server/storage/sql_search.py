@@ -1,7 +1,8 @@
 """Full-text candidates for search: SQLite FTS5, PostgreSQL text search (migration 0003).
 
-The index narrows a session of any size to the messages that share a word with the query;
-the search service then ranks those few with RapidFuzz.
+The index narrows a session of any size to the newest few hundred messages that contain
+the query's words; the search service then ranks those with RapidFuzz. Newest first lets
+both engines stop at the limit instead of scoring every match.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from shared_context_server.storage.sql_base import (
     threaded,
     visible_to,
 )
-from shared_context_server.storage.store import TextSearch
+from shared_context_server.storage.store import QueryWord, TextSearch
 from shared_context_server.storage.tables import messages
 
 _fts = sa.table("messages_fts", sa.column("rowid"), sa.column("rank"), sa.column("messages_fts"))
@@ -52,14 +53,12 @@ def _candidates(dialect: str, admin: bool, include_private: bool, metadata: bool
     if dialect == "postgresql":
         document = _pg_document(metadata)
         tsquery = sa.func.to_tsquery(sa.literal_column("'simple'"), query)
-        statement = statement.where(document.op("@@")(tsquery)).order_by(
-            sa.func.ts_rank(document, tsquery).desc(), messages.c.id.desc()
-        )
+        statement = statement.where(document.op("@@")(tsquery)).order_by(messages.c.id.desc())
     else:
         statement = (
             statement.join(_fts, _fts.c.rowid == messages.c.id)
             .where(_fts.c.messages_fts.op("MATCH")(query))
-            .order_by(_fts.c.rank, messages.c.id.desc())
+            .order_by(_fts.c.rowid.desc())
         )
     return statement.limit(sa.bindparam("limit"))
 
@@ -68,19 +67,25 @@ def _quoted(word: str, quote: str) -> str:
     return quote + word.replace(quote, quote * 2) + quote
 
 
+def _sqlite_word(word: QueryWord) -> str:
+    spellings = [_quoted(word.prefix, '"') + "*", *(_quoted(t, '"') for t in word.spellings)]
+    return "(" + " OR ".join(spellings) + ")"
+
+
 def _sqlite_match(search: TextSearch) -> str:
-    """An FTS5 query: any of the words as a prefix, or any of the terms."""
-    alternatives = [_quoted(w, '"') + "*" for w in search.words]
-    alternatives += [_quoted(t, '"') for t in search.terms]
-    either = " OR ".join(alternatives)
-    return either if search.include_metadata else f"{{sender content}} : ({either})"
+    """An FTS5 query: every (or any) word, each as a prefix or one of its spellings."""
+    words = (" AND " if search.every else " OR ").join(_sqlite_word(w) for w in search.words)
+    return words if search.include_metadata else f"{{sender content}} : ({words})"
+
+
+def _pg_word(word: QueryWord) -> str:
+    spellings = [_quoted(word.prefix, "'") + ":*", *(_quoted(t, "'") for t in word.spellings)]
+    return "(" + " | ".join(spellings) + ")"
 
 
 def _pg_match(search: TextSearch) -> str:
     """The same as a PostgreSQL tsquery."""
-    alternatives = [_quoted(w, "'") + ":*" for w in search.words]
-    alternatives += [_quoted(t, "'") for t in search.terms]
-    return " | ".join(alternatives)
+    return (" & " if search.every else " | ").join(_pg_word(w) for w in search.words)
 
 
 class SearchRows(SqlBase):
@@ -99,7 +104,7 @@ class SearchRows(SqlBase):
 
     @threaded
     def search_messages(self, search: TextSearch) -> list[Message]:
-        if not search.words and not search.terms:
+        if not search.words:
             return []
         statement = _candidates(
             self.dialect, search.scope.admin, search.scope.include_private, search.include_metadata

@@ -51,16 +51,25 @@ class MessageQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryWord:
+    """A word of a search: found as the prefix of an indexed word, or as one of
+    ``spellings`` (indexed words spelled alike) whole."""
+
+    prefix: str
+    spellings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TextSearch:
-    """Messages of a session, visible in ``scope``, that contain any of ``words`` as a word
-    prefix or any of ``terms`` as a whole word; best full-text matches first."""
+    """Messages of a session, visible in ``scope``, that contain every one of ``words``
+    (``every``) or any of them; newest first, at most ``limit``."""
 
     session_id: str
     scope: ReadScope
-    words: Sequence[str]
-    terms: Sequence[str] = ()
+    words: Sequence[QueryWord]
+    every: bool = False
     include_metadata: bool = True
-    limit: int = 1_000
+    limit: int = 500
 
 
 @dataclass(frozen=True, slots=True)
