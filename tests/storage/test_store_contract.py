@@ -611,6 +611,20 @@ async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore)
     assert await store.read_feed(last.id, 10) == []
 
 
+async def test_updates_are_feed_events_with_the_messages_they_added(store: SqlStore) -> None:
+    session = make_session()
+    _, created = await store.create_session(session)
+    one, added_one = await store.add_message(new_message(session.id, "one"), at(1))
+    two, added_two = await store.add_message(new_message(session.id, "two"), at(2))
+
+    events, added = await store.read_updates(0, 10)
+    assert events == [created, added_one, added_two]
+    assert added == [one, two]
+    events, added = await store.read_updates(created.id, 1)
+    assert (events, added) == ([added_one], [one])
+    assert await store.read_updates(added_two.id, 10) == ([], [])
+
+
 async def test_each_store_stamps_the_feed_with_its_own_origin(
     store: SqlStore, open_store: Any
 ) -> None:

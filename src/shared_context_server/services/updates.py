@@ -11,7 +11,7 @@ import anyio
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import can_hear, read_scope, require
-from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
@@ -95,7 +95,7 @@ class UpdateService:
         unsubscribe = self._bus.subscribe(listener)
         try:
             position = await self.cursor() if cursor is None else cursor
-            position, found = await self._scan(position, wanted)
+            position, found, added = await self._scan(position, wanted)
             deadline = anyio.current_time() + timeout_seconds
             waited = 0.0
             while not found:
@@ -107,34 +107,40 @@ class UpdateService:
                 waited = min(timeout_seconds, waited + 1.0)
                 if arrived.is_set():
                     arrived = anyio.Event()
-                    position, found = await self._scan(position, wanted)
+                    position, found, added = await self._scan(position, wanted)
                 elif progress is not None:
                     await progress(waited, math.ceil(timeout_seconds))
         finally:
             unsubscribe()
-        return UpdateBatch(await self._with_messages(principal, found), position, False)
+        return UpdateBatch(_with_messages(principal, found, added), position, False)
 
     async def _scan(
         self, position: int, wanted: Callable[[ChangeEvent], bool]
-    ) -> tuple[int, list[ChangeEvent]]:
+    ) -> tuple[int, list[ChangeEvent], dict[int, Message]]:
+        """Feed events after ``position`` until some are wanted, with the messages added."""
         found: list[ChangeEvent] = []
+        added: dict[int, Message] = {}
         while True:
-            events = await self._store.read_feed(position, BATCH)
+            events, messages = await self._store.read_updates(position, BATCH)
             if events:
                 position = events[-1].id
-            found += [e for e in events if wanted(e)]
+            kept = [e for e in events if wanted(e)]
+            found += kept
+            ids = {e.message_id for e in kept}
+            added.update((m.id, m) for m in messages if m.id in ids)
             if found or len(events) < BATCH:
-                return position, found
+                return position, found, added
 
-    async def _with_messages(self, principal: Principal, events: list[ChangeEvent]) -> list[Update]:
-        ids = [e.message_id for e in events if e.kind is EventKind.MESSAGE_ADDED and e.message_id]
-        messages = {m.id: m for m in await self._store.messages_by_ids(ids)} if ids else {}
-        scope = read_scope(principal)
-        updates = []
-        for event in events:
-            message = messages.get(event.message_id) if event.message_id else None
-            # Only messages the caller may read now (a later visibility change may hide it).
-            if message is not None and not scope.allows(message):
-                message = None
-            updates.append(Update(event, message))
-        return updates
+
+def _with_messages(
+    principal: Principal, events: list[ChangeEvent], messages: dict[int, Message]
+) -> list[Update]:
+    scope = read_scope(principal)
+    updates = []
+    for event in events:
+        message = messages.get(event.message_id) if event.message_id else None
+        # Only messages the caller may read now (a later visibility change may hide it).
+        if message is not None and not scope.allows(message):
+            message = None
+        updates.append(Update(event, message))
+    return updates

@@ -242,12 +242,6 @@ class MessageRows(SqlBase):
         return after, event
 
     @threaded
-    def messages_by_ids(self, message_ids: list[int]) -> list[Message]:
-        statement = sa.select(messages).where(messages.c.id.in_(message_ids))
-        with self._read() as conn:
-            return [message_of(row) for row in conn.execute(statement.order_by(messages.c.id))]
-
-    @threaded
     def get_message(self, message_id: int) -> Message | None:
         with self._read() as conn:
             row = conn.execute(_MESSAGE_BY_ID, {"message_id": message_id}).first()

@@ -146,7 +146,6 @@ class Store(Protocol):
         ...
 
     async def get_message(self, message_id: int) -> Message | None: ...
-    async def messages_by_ids(self, message_ids: list[int]) -> list[Message]: ...
     async def set_visibility(
         self,
         message_id: int,
@@ -243,6 +242,12 @@ class Store(Protocol):
 
     # change feed
     async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
+    async def read_updates(
+        self, after_id: int, limit: int
+    ) -> tuple[list[ChangeEvent], list[Message]]:
+        """Feed events after ``after_id`` and the messages they added, in one snapshot."""
+        ...
+
     async def latest_feed_id(self) -> int: ...
     def change_signal(self) -> tuple[object, bool] | None:
         """A value that changes whenever any process commits, cheap to ask, and whether
