@@ -71,7 +71,10 @@ def _version(package: str) -> str | None:
 
 
 def describe(root: Path) -> dict[str, Any]:
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    # The previous report (bench/results) is rewritten by every run: not a code change.
+    status = _git(
+        root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"
+    )
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu": _cpu_model(),
@@ -83,6 +86,6 @@ def describe(root: Path) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in PACKAGES},
         "git_commit": _git(root, "rev-parse", "HEAD"),
-        # Tracked files changed since that commit (untracked files are not counted).
+        # Tracked files changed since that commit (untracked files and reports not counted).
         "git_dirty": bool(status) if status is not None else None,
     }
