@@ -53,40 +53,19 @@ async def _once(call: Call, i: int) -> tuple[float, str | None]:
     return time.perf_counter() - started, error
 
 
-async def sequential(call: Call, plan: Plan, iterations: int | None = None) -> Samples:
-    """Warm-up calls (not timed, errors counted), then timed calls one after another."""
-    samples = Samples()
-    deadline = time.perf_counter() + WARMUP_BUDGET_S
-    i = 0
-    for i in range(plan.warmup):
-        _, error = await _once(call, i)
-        if error:
-            samples.failed(error)
-        if time.perf_counter() > deadline:
-            break
-    offset = i + 1
-    deadline = time.perf_counter() + plan.budget_s
-    for n in range(iterations or plan.iterations):
-        elapsed, error = await _once(call, offset + n)
-        if error:
-            samples.failed(error)
-        else:
-            samples.latencies.append(elapsed)
-        if time.perf_counter() > deadline and len(samples.latencies) >= plan.min_samples:
-            break
-    return samples
-
-
 async def paired(call: Call, floor: Call, plan: Plan) -> tuple[Samples, Samples]:
-    """Like ``sequential``, but each timed call follows one call of the floor, timed too:
-    both sides see the same moment of the machine, so their ratio holds while its load
-    drifts (a 2-core machine's does)."""
+    """Warm-up calls (not timed, errors counted, at most WARMUP_BUDGET_S), then timed calls
+    one after another, each following one timed call of the floor: both sides see the same
+    moment of the machine, so their ratio holds while its load drifts (a 2-core one's does)."""
     ours, base = Samples(), Samples()
+    deadline = time.perf_counter() + WARMUP_BUDGET_S
     for i in range(plan.warmup):
         for side, run in ((base, floor), (ours, call)):
             _, error = await _once(run, i)
             if error:
                 side.failed(error)
+        if time.perf_counter() > deadline:
+            break
     deadline = time.perf_counter() + plan.budget_s
     for n in range(plan.iterations):
         for side, run in ((base, floor), (ours, call)):
