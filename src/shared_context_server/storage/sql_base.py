@@ -41,6 +41,7 @@ from shared_context_server.storage.tables import (
     idempotency_keys,
     messages,
     session_locks,
+    sessions,
 )
 
 T = TypeVar("T")
@@ -146,8 +147,8 @@ def feed_event_of(row: sa.Row[Any]) -> ChangeEvent:
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
-# Statements on every write path, built once: SQLAlchemy then skips rebuilding and
-# re-keying them per call and goes straight to its compiled-statement cache.
+# Statements on every write path and the common reads, built once: SQLAlchemy then skips
+# rebuilding and re-keying them per call and goes straight to its compiled-statement cache.
 _lk = session_locks.c
 _EXCLUSIVE_HOLDER = (
     sa.select(_lk.holder)
@@ -161,6 +162,8 @@ _EXCLUSIVE_HOLDER = (
     .limit(1)
 )
 _LAST_AUDIT = sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+SESSION_BY_ID = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
+LATEST_FEED_ID = sa.select(sa.func.max(change_feed.c.id))
 _INSERT_AUDIT = sa.insert(audit_log)
 _INSERT_FEED = sa.insert(change_feed)
 

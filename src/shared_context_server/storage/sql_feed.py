@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message
 from shared_context_server.storage.sql_base import (
+    LATEST_FEED_ID,
     SqlBase,
     feed_event_of,
     message_of,
@@ -57,4 +58,4 @@ class FeedRows(SqlBase):
     @threaded
     def latest_feed_id(self) -> int:
         with self._read() as conn:
-            return int(conn.execute(sa.select(sa.func.max(change_feed.c.id))).scalar() or 0)
+            return int(conn.execute(LATEST_FEED_ID).scalar() or 0)

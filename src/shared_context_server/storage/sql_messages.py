@@ -20,6 +20,8 @@ from shared_context_server.errors import (
     SessionNotFoundError,
 )
 from shared_context_server.storage.sql_base import (
+    LATEST_FEED_ID,
+    SESSION_BY_ID,
     SqlBase,
     message_of,
     reader_params,
@@ -29,7 +31,6 @@ from shared_context_server.storage.sql_base import (
 )
 from shared_context_server.storage.store import MessageQuery, MessageRead
 from shared_context_server.storage.tables import (
-    change_feed,
     messages,
     sessions,
 )
@@ -45,8 +46,6 @@ _TOUCH_SESSION = (
 _PARENT_SESSION = sa.select(_m.session_id).where(_m.id == sa.bindparam("message_id"))
 _MESSAGE_BY_ID = sa.select(messages).where(_m.id == sa.bindparam("message_id"))
 _INSERT_MESSAGE = sa.insert(messages)
-_SESSION_BY_ID = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
-_LATEST_FEED_ID = sa.select(sa.func.max(change_feed.c.id))
 
 
 class _Shape(NamedTuple):
@@ -255,11 +254,11 @@ class MessageRows(SqlBase):
     @threaded
     def read_messages(self, q: MessageQuery) -> MessageRead | None:
         with self._read() as conn:
-            session = conn.execute(_SESSION_BY_ID, {"session_id": q.session_id}).first()
+            session = conn.execute(SESSION_BY_ID, {"session_id": q.session_id}).first()
             if session is None:
                 return None
             # One snapshot: the rows and the feed position agree, so a wait resumed from
             # ``feed_cursor`` neither repeats nor misses a change.
-            feed_cursor = conn.execute(_LATEST_FEED_ID).scalar() or 0
+            feed_cursor = conn.execute(LATEST_FEED_ID).scalar() or 0
             rows = [message_of(row) for row in conn.execute(*_list(q))]
         return MessageRead(session_of(session), rows, int(feed_cursor))

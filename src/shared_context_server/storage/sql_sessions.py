@@ -17,6 +17,7 @@ from shared_context_server.errors import (
     SessionNotFoundError,
 )
 from shared_context_server.storage.sql_base import (
+    SESSION_BY_ID,
     SqlBase,
     session_of,
     threaded,
@@ -57,7 +58,7 @@ class SessionRows(SqlBase):
     @threaded
     def get_session(self, session_id: str) -> Session | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+            row = conn.execute(SESSION_BY_ID, {"session_id": session_id}).first()
         return session_of(row) if row else None
 
     @threaded
@@ -108,7 +109,7 @@ class SessionRows(SqlBase):
             # After the UPDATE, which holds the session row: no exclusive grant can slip in.
             self._require_unlocked(conn, session_id, agent_id, now)
             event = self._feed(conn, EventKind.SESSION_UPDATED, session_id, agent_id, now)
-            row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).one()
+            row = conn.execute(SESSION_BY_ID, {"session_id": session_id}).one()
         return session_of(row), event
 
     @threaded
