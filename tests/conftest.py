@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from shared_context_server.app import App, running_app
 from shared_context_server.clock import FakeClock
@@ -16,6 +19,56 @@ from shared_context_server.domain.principal import Principal
 READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
 ADMIN = frozenset({Permission.READ, Permission.WRITE, Permission.ADMIN})
+
+
+POSTGRES_URL = os.environ.get("SCS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}".strip()
+        if os.environ.get("SCS_REQUIRE_POSTGRES"):
+            pytest.fail(reason)  # CI: a missing backend is a failure, not a skip
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def _create_schema(server: str) -> tuple[str, str]:
+    """A fresh schema and a URL whose connections use it."""
+    import psycopg
+
+    schema = "scs_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = sa.make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
+
+
+def _drop_schema(server: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL on a fresh, empty schema, dropped after the test."""
+    schema, url = _create_schema(postgres_server)
+    try:
+        yield url
+    finally:
+        _drop_schema(postgres_server, schema)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -73,3 +126,19 @@ def admin() -> Principal:
 @pytest.fixture
 def reader() -> Principal:
     return Principal("reader", "claude", READ)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a fresh database of each backend (SQLite file, PostgreSQL schema)."""
+    if request.param == "sqlite":
+        return make_settings(tmp_path / "data")
+    url: str = request.getfixturevalue("postgres_url")
+    return make_settings(tmp_path / "data", database_url=url)
+
+
+@pytest.fixture
+async def backend_app(backend_settings: Settings) -> AsyncIterator[App]:
+    """A real app on each backend (the security suite runs on both)."""
+    async with running_app(backend_settings, background=False) as built:
+        yield built

@@ -36,6 +36,59 @@ class Limits(BaseSettings):
     memory_list: int = 1_000
 
 
+class Quotas(BaseSettings):
+    """Per-agent quotas (DESIGN.md §3): what one identity may hold or do; over a quota a
+    call is refused with ``LIMIT_EXCEEDED``."""
+
+    model_config = SettingsConfigDict(env_prefix="SCS_QUOTA_", extra="ignore")
+
+    # Sessions an agent has created that are not archived.
+    sessions_per_agent: int = 1_000
+    # Unexpired memory entries an agent holds (all scopes), and their JSON bytes.
+    memory_keys_per_agent: int = 10_000
+    memory_bytes_per_agent: int = 64 * 1024 * 1024
+    # Messages one agent may post per minute (per server process).
+    messages_per_minute: int = 600
+
+
+class Abuse(BaseSettings):
+    """Bounds that keep anonymous and abusive callers from exhausting what others need."""
+
+    model_config = SettingsConfigDict(env_prefix="SCS_ABUSE_", extra="ignore")
+
+    # Open 2025-11-25 MCP sessions and live listen streams per identity.
+    mcp_sessions_per_agent: int = 32
+    listen_streams_per_agent: int = 16
+    # All open 2025-11-25 MCP sessions of the process.
+    mcp_sessions_total: int = 2_000
+    # A 2025-11-25 MCP session with no request for this long is closed.
+    mcp_session_idle_seconds: float = 300.0
+    # Failed authentications per client address: a bucket of this size, refilled per minute.
+    auth_failures_per_minute: int = 30
+    # Calls per identity: a bucket of ``calls_burst`` refilled at ``calls_per_second``.
+    calls_per_second: float = 100.0
+    calls_burst: int = 200
+    # HTTP: a client must send its request headers, and then its body, within these.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    # Concurrent HTTP connections the process serves; more are answered 503.
+    max_connections: int = 1_000
+
+
+class AuditSettings(BaseSettings):
+    """The audit chain's key and its anchor outside the database."""
+
+    model_config = SettingsConfigDict(env_prefix="SCS_AUDIT_", extra="ignore")
+
+    # HMAC key of the chain; default: the file audit_key in the data directory (created
+    # on first start). Several hosts on one database must share it.
+    key: SecretStr | None = None
+    # Where the newest head (id, hash) is written; default: audit_anchor in the data dir.
+    anchor_path: Path | None = None
+    # How often the head is anchored (the maintenance sweep also does it).
+    anchor_seconds: float = 60.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCS_", extra="ignore")
 
@@ -84,6 +137,9 @@ class Settings(BaseSettings):
     lock_max_ttl_seconds: int = 3600
 
     limits: Limits = Field(default_factory=Limits)
+    quotas: Quotas = Field(default_factory=Quotas)
+    abuse: Abuse = Field(default_factory=Abuse)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -142,3 +142,26 @@ class NoLockHeldError(DomainError):
 
 
 ALL_ERRORS += (NoLockHeldError,)
+
+
+class IdentityNotAllowedError(DomainError):
+    """The credential may not act as that agent: outside its key's binding, an id another
+    key registered first, a reserved name, or a ``<delegator>:<name>`` id outside delegation."""
+
+    code = "IDENTITY_NOT_ALLOWED"
+
+
+class RateLimitedError(DomainError):
+    """Too many calls (or failed authentications) in a short time; ``details.retry_after``
+    says how many seconds to wait."""
+
+    code = "RATE_LIMITED"
+
+
+class StorageUnavailableError(DomainError):
+    """The database cannot take the write (disk full, read-only) or cannot be reached."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
+ALL_ERRORS += (IdentityNotAllowedError, RateLimitedError, StorageUnavailableError)

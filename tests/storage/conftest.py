@@ -11,9 +11,7 @@ unreachable only the postgres parameters are skipped.
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -24,52 +22,7 @@ from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.tables import metadata
-
-POSTGRES_URL = os.environ.get("SCS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    import psycopg
-
-    try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}".strip())
-    return POSTGRES_URL
-
-
-def _create_schema(server: str) -> tuple[str, str]:
-    """A fresh schema and a URL whose connections use it."""
-    import psycopg
-
-    schema = "scs_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = sa.make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, url.render_as_string(hide_password=False)
-
-
-def _drop_schema(server: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL on a fresh, empty schema, dropped after the test."""
-    schema, url = _create_schema(postgres_server)
-    try:
-        yield url
-    finally:
-        _drop_schema(postgres_server, schema)
+from tests.conftest import BACKENDS, _create_schema, _drop_schema
 
 
 @pytest.fixture(scope="session")

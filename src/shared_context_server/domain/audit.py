@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from shared_context_server.domain.principal import Principal
@@ -31,6 +32,79 @@ class AuditEvent:
     session_id: str | None = None
     target: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The data row this change left behind: its kind (a key of DIGEST_FIELDS), its id,
+    # and ``row_digest`` of it; ``digest`` None with an entity means the row was deleted.
+    entity: str | None = None
+    entity_id: str | None = None
+    digest: str | None = None
+
+    def of_row(self, entity: str, entity_id: str, row: Mapping[str, Any] | None) -> AuditEvent:
+        """This event, naming the row it changed (None: the row was deleted)."""
+        digest = None if row is None else row_digest(entity, row)
+        return replace(self, entity=entity, entity_id=entity_id, digest=digest)
+
+
+# The columns of each audited table that a digest covers: what a reader relies on.
+# Bookkeeping that changes without an audited act (last activity, presence) is left out.
+DIGEST_FIELDS: dict[str, tuple[str, ...]] = {
+    "message": (
+        "id",
+        "session_id",
+        "sender",
+        "sender_type",
+        "content",
+        "metadata",
+        "message_type",
+        "visibility",
+        "parent_message_id",
+        "created_at",
+    ),
+    "session": ("id", "purpose", "created_by", "status", "metadata", "created_at"),
+    "memory": ("agent_id", "scope", "key", "value", "metadata", "expires_at", "version"),
+    "api_key": (
+        "id",
+        "name",
+        "key_hash",
+        "permissions",
+        "revoked_at",
+        "agent_id",
+        "agent_pattern",
+        "agent_types",
+        "any_agent",
+    ),
+    "identity": ("agent_id", "key_name"),
+    "delegation": (
+        "jti",
+        "delegator",
+        "agent_id",
+        "session_id",
+        "permissions",
+        "expires_at",
+        "key_name",
+    ),
+}
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(_canonical(v) for v in value)
+    return value
+
+
+def row_digest(entity: str, row: Mapping[str, Any]) -> str:
+    """SHA-256 of the audited columns of a row, as written or as read back."""
+    body = json.dumps(
+        [entity, *(_canonical(row[name]) for name in DIGEST_FIELDS[entity])],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,8 @@ agent_memory = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     # Bumped on every write, for optimistic concurrency (set_memory's expected_version).
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # Bytes of the value's JSON, for the per-agent memory quota (migration 0004).
+    sa.Column("value_bytes", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("agent_id", "scope", "key", name="uq_agent_memory_key"),
     sa.Index("ix_agent_memory_expires", "expires_at"),
 )
@@ -95,6 +97,23 @@ api_keys = sa.Table(
     sa.Column("permissions", sa.JSON, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    # The identities the key may act as (migration 0004): one agent id, or a pattern
+    # (``worker-*``), or any agent (an operator key); and the agent types allowed
+    # (NULL: any type, operator keys only).
+    sa.Column("agent_id", sa.String(100), nullable=True),
+    sa.Column("agent_pattern", sa.String(100), nullable=True),
+    sa.Column("agent_types", sa.JSON, nullable=True),
+    sa.Column("any_agent", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# Who registered each agent id first: the key (by name) or, NULL, an operator. A key that
+# is not an operator key may act only as ids it registered or is bound to by name.
+agent_identities = sa.Table(
+    "agent_identities",
+    metadata,
+    sa.Column("agent_id", sa.String(100), primary_key=True),
+    sa.Column("key_name", sa.String(100), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
 )
 
 revoked_tokens = sa.Table(
@@ -137,6 +156,13 @@ audit_log = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # The data row the record changed and a digest of it after the change (migration 0004):
+    # verification compares every stored row with the digest its latest record holds.
+    sa.Column("entity", sa.String(32), nullable=True),
+    sa.Column("entity_id", sa.String(512), nullable=True),
+    sa.Column("digest", sa.String(64), nullable=True),
+    # 1: unkeyed SHA-256 (before 0004); 2: HMAC-SHA256 with the audit key.
+    sa.Column("hash_version", sa.SmallInteger, nullable=False, server_default="1"),
     sa.Index("ix_audit_session", "session_id", "id"),
     sa.Index("ix_audit_agent", "agent_id", "id"),
     sa.Index("ix_audit_event_type", "event_type", "id"),
@@ -219,5 +245,8 @@ delegations = sa.Table(
     sa.Column("permissions", sa.JSON, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
+    # The API key the delegator's identity came from: revoking it ends the delegation.
+    sa.Column("key_name", sa.String(100), nullable=True),
     sa.Index("ix_delegations_delegator", "delegator"),
+    sa.Index("ix_delegations_key", "key_name"),
 )
