@@ -16,6 +16,7 @@ import anyio
 
 from shared_context_server.clock import Clock, SystemClock
 from shared_context_server.config import Settings
+from shared_context_server.domain.models import KeyBinding
 from shared_context_server.errors import ConflictError
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 ENV_KEY_NAME = "env-admin"
+# The bootstrap and API_KEY admin keys are operator keys: they may mint any agent.
+OPERATOR_BINDING = KeyBinding(agent_types=None, any_agent=True)
 
 
 @dataclass
@@ -87,8 +90,10 @@ async def _register_env_key(app: App, plain: str) -> None:
         return
     for old in await app.auth.list_api_keys():
         if old.name.startswith(ENV_KEY_NAME) and old.revoked_at is None:
-            await app.auth.revoke_api_key(old.name)
-    await app.auth.create_api_key(f"{ENV_KEY_NAME}-{digest[:8]}", ALL_PERMISSIONS, key=plain)
+            await app.delegation.revoke_api_key(old.name)
+    await app.auth.create_api_key(
+        f"{ENV_KEY_NAME}-{digest[:8]}", ALL_PERMISSIONS, OPERATOR_BINDING, key=plain
+    )
 
 
 async def _bootstrap_admin_key(app: App) -> None:
@@ -103,7 +108,9 @@ async def _bootstrap_admin_key(app: App) -> None:
         plain, created = read_or_create(
             settings.data_dir / "bootstrap_api_key", make=API_KEY_PREFIX + secrets.token_urlsafe(32)
         )
-        await app.auth.create_api_key(BOOTSTRAP_KEY_NAME, ALL_PERMISSIONS, key=plain)
+        await app.auth.create_api_key(
+            BOOTSTRAP_KEY_NAME, ALL_PERMISSIONS, OPERATOR_BINDING, key=plain
+        )
     except ConflictError:
         return  # another process sharing the database got there first
     if created:
@@ -133,6 +140,18 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     sessions = SessionService(store, bus, clock, limits)
     auth = AuthService(store, clock, tokens)
     messages = MessageService(store, bus, clock, limits, sessions)
+    locks = LockService(
+        store,
+        bus,
+        clock,
+        LockSettings(
+            ttl_seconds=settings.lock_ttl_seconds,
+            heartbeat_seconds=settings.lock_heartbeat_seconds,
+            max_ttl_seconds=settings.lock_max_ttl_seconds,
+        ),
+        sessions,
+        messages,
+    )
     app = App(
         settings=settings,
         clock=clock,
@@ -156,23 +175,12 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             window_seconds=settings.presence_window_seconds,
             refresh_seconds=settings.presence_refresh_seconds,
         ),
-        locks=LockService(
-            store,
-            bus,
-            clock,
-            LockSettings(
-                ttl_seconds=settings.lock_ttl_seconds,
-                heartbeat_seconds=settings.lock_heartbeat_seconds,
-                max_ttl_seconds=settings.lock_max_ttl_seconds,
-            ),
-            sessions,
-            messages,
-        ),
+        locks=locks,
         updates=UpdateService(
             store, bus, clock, sessions, max_wait_seconds=settings.wait_max_seconds
         ),
         delegation=DelegationService(
-            store, clock, auth, sessions, max_ttl_seconds=settings.token_ttl_seconds
+            store, clock, auth, sessions, locks, max_ttl_seconds=settings.token_ttl_seconds
         ),
     )
     await _bootstrap_admin_key(app)

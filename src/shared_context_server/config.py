@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     )
     # Identity for a stdio server: a JWT or an API key put in the client's launch config.
     auth_token: SecretStr | None = None
-    agent_id: str = "stdio-agent"
-    agent_type: str = "generic"
+    # With an API key: the agent it acts as (default: the one the key is bound to).
+    agent_id: str | None = None
+    agent_type: str | None = None
 
     host: str = "127.0.0.1"
     port: int = 23456

@@ -50,11 +50,16 @@ async def test_the_lock_flow_between_two_agents(
         released = await ok(alice, WORK, session_id=session_id, action="unlock")
         assert released["lock"]["holder"] == "alice"
 
-        bobs = await ok(bob, WORK, session_id=session_id, action="lock", lock_type="exclusive")
-        assert bobs["lock"]["fencing_token"] > lock["fencing_token"]
-        locked_out = await fails(alice, "add_message", session_id=session_id, content="hi")
+        # Only the session's creator (alice) may make it read-only for everyone else.
+        not_bobs = await fails(
+            bob, WORK, session_id=session_id, action="lock", lock_type="exclusive"
+        )
+        assert not_bobs["code"] == "PERMISSION_DENIED"
+        alices = await ok(alice, WORK, session_id=session_id, action="lock", lock_type="exclusive")
+        assert alices["lock"]["fencing_token"] > lock["fencing_token"]
+        locked_out = await fails(bob, "add_message", session_id=session_id, content="hi")
         assert locked_out["code"] == "SESSION_LOCKED"
-        note = await ok(bob, WORK, session_id=session_id, action="notify", message="merging now")
+        note = await ok(alice, WORK, session_id=session_id, action="notify", message="merging now")
         assert note["message"]["message_type"] == "coordination"
 
 

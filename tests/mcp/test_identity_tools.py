@@ -1,10 +1,12 @@
 from shared_context_server.app import App
-from shared_context_server.domain.models import Permission
+from shared_context_server.domain.models import KeyBinding, Permission
 from tests.mcp.conftest import connect_client, fails, ok
 
 
 async def test_authenticate_then_use_the_token_as_auth_token(app: App, mode: str) -> None:
-    _, key = await app.auth.create_api_key("worker-key", frozenset(Permission))
+    _, key = await app.auth.create_api_key(
+        "worker-key", frozenset(Permission), KeyBinding("planner", agent_types=frozenset({"claude"}))
+    )
     async with connect_client(app, mode=mode) as client:
         issued = await ok(
             client,
@@ -23,7 +25,7 @@ async def test_authenticate_then_use_the_token_as_auth_token(app: App, mode: str
 
 
 async def test_permissions_are_trimmed_to_the_keys_maximum(app: App) -> None:
-    _, key = await app.auth.create_api_key("read-key", frozenset({Permission.READ}))
+    _, key = await app.auth.create_api_key("read-key", frozenset({Permission.READ}), KeyBinding("a"))
     async with connect_client(app) as client:
         issued = await ok(
             client,
@@ -43,7 +45,7 @@ async def test_permissions_are_trimmed_to_the_keys_maximum(app: App) -> None:
 
 
 async def test_bad_keys_and_agent_ids_are_refused(app: App) -> None:
-    _, key = await app.auth.create_api_key("k", frozenset({Permission.READ}))
+    _, key = await app.auth.create_api_key("k", frozenset({Permission.READ}), KeyBinding("a"))
     async with connect_client(app) as client:
         assert (await fails(client, "authenticate_agent", agent_id="a", api_key="scs_wrong"))[
             "code"
@@ -68,7 +70,7 @@ async def test_bad_keys_and_agent_ids_are_refused(app: App) -> None:
 
 
 async def test_refresh_gives_a_new_token_and_retires_the_old(app: App, mode: str) -> None:
-    _, key = await app.auth.create_api_key("k", frozenset({Permission.READ, Permission.WRITE}))
+    _, key = await app.auth.create_api_key("k", frozenset({Permission.READ, Permission.WRITE}), KeyBinding("a"))
     async with connect_client(app, mode=mode) as client:
         old = (await ok(client, "authenticate_agent", agent_id="a", api_key=key))["token"]
         new = await ok(client, "refresh_token", auth_token=old)

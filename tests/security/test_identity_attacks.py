@@ -113,7 +113,7 @@ async def test_an_expired_token_is_refused(fake_clock_app: App, clock: FakeClock
 
 
 async def test_asking_for_more_than_the_key_allows_grants_only_what_it_allows(app: App) -> None:
-    _, key = await app.auth.create_api_key("limited", frozenset({Permission.READ}))
+    _, key = await app.auth.create_api_key("greedy", frozenset({Permission.READ}))
     async with connect_client(app) as client:
         issued = await ok(
             client,
@@ -152,7 +152,7 @@ async def test_writing_without_write_is_refused(app: App, tool: str, args: dict[
 async def test_revoking_an_api_key_ends_the_tokens_obtained_with_it(app: App) -> None:
     _, key = await app.auth.create_api_key("leaked", frozenset({Permission.READ}))
     async with connect_client(app) as client:
-        token = (await ok(client, "authenticate_agent", agent_id="a", api_key=key))["token"]
+        token = (await ok(client, "authenticate_agent", agent_id="leaked", api_key=key))["token"]
         await ok(client, "list_sessions", auth_token=token)
         await app.auth.revoke_api_key("leaked")
         assert (await fails(client, "list_sessions", auth_token=token))["code"] == "TOKEN_REVOKED"

@@ -12,7 +12,7 @@ import pytest
 
 from shared_context_server.app import App
 from shared_context_server.clock import FakeClock
-from shared_context_server.domain.models import Permission
+from shared_context_server.domain.models import KeyBinding, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     AuthFailedError,
@@ -34,6 +34,8 @@ from shared_context_server.services.auth import (
 READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
 ALL = frozenset(Permission)
+# A key for a team of claude agents, each named freely (the first to use a name keeps it).
+TEAM = KeyBinding(agent_pattern="*", agent_types=frozenset({"claude"}))
 
 
 def _claims(app: App, **overrides: Any) -> dict[str, Any]:
@@ -98,7 +100,7 @@ async def test_an_api_key_needs_a_valid_name_and_a_permission(app: App) -> None:
 async def test_authenticating_grants_at_most_the_keys_permissions_and_reports_the_rest(
     app: App,
 ) -> None:
-    _, key = await app.auth.create_api_key("agents", READ_WRITE)
+    _, key = await app.auth.create_api_key("agents", READ_WRITE, TEAM)
     issued = await app.auth.authenticate("alice", "claude", key, ALL)
     assert issued.principal == Principal("alice", "claude", READ_WRITE, key_name="agents")
     assert issued.denied == frozenset({Permission.ADMIN, Permission.DEBUG})
@@ -106,20 +108,20 @@ async def test_authenticating_grants_at_most_the_keys_permissions_and_reports_th
 
 
 async def test_authenticating_without_asking_grants_read_and_write(app: App) -> None:
-    _, key = await app.auth.create_api_key("agents", ALL)
+    _, key = await app.auth.create_api_key("agents", ALL, TEAM)
     issued = await app.auth.authenticate("alice", "claude", key)
     assert issued.principal.permissions == READ_WRITE
     assert issued.denied == frozenset()
 
 
 async def test_authenticating_for_nothing_the_key_allows_is_refused(app: App) -> None:
-    _, key = await app.auth.create_api_key("readers", READ)
+    _, key = await app.auth.create_api_key("readers", READ, TEAM)
     with pytest.raises(PermissionDeniedError):
         await app.auth.authenticate("alice", "claude", key, frozenset({Permission.WRITE}))
 
 
 async def test_authenticating_with_a_bad_key_or_agent_id_is_refused(app: App) -> None:
-    _, key = await app.auth.create_api_key("agents", READ)
+    _, key = await app.auth.create_api_key("agents", READ, TEAM)
     with pytest.raises(AuthFailedError):
         await app.auth.authenticate("alice", "claude", "scs_wrong")
     with pytest.raises(InvalidInputError):
@@ -127,7 +129,7 @@ async def test_authenticating_with_a_bad_key_or_agent_id_is_refused(app: App) ->
 
 
 async def test_a_token_carries_the_documented_claims(app: App) -> None:
-    _, key = await app.auth.create_api_key("agents", READ_WRITE)
+    _, key = await app.auth.create_api_key("agents", READ_WRITE, TEAM)
     issued = await app.auth.authenticate("alice", "claude", key, READ)
     claims = jwt.decode(
         issued.token, _secret(app), algorithms=["HS256"], audience=app.settings.jwt_audience
@@ -257,9 +259,10 @@ async def test_a_revocation_is_seen_by_another_server_sharing_the_database(
 async def test_an_api_key_resolves_to_an_agent_with_the_keys_permissions(app: App) -> None:
     _, key = await app.auth.create_api_key("ops-bot", ALL)
     by_name = await app.auth.resolve(key)
-    assert by_name == Principal("ops-bot", "generic", ALL, source="api_key")
-    named = await app.auth.resolve(key, agent_id="worker-1", agent_type="codex")
-    assert named == Principal("worker-1", "codex", ALL, source="api_key")
+    assert by_name == Principal("ops-bot", "generic", ALL, source="api_key", key_name="ops-bot")
+    _, team = await app.auth.create_api_key("team", READ_WRITE, TEAM)
+    named = await app.auth.resolve(team, agent_id="worker-1", agent_type="claude")
+    assert named == Principal("worker-1", "claude", READ_WRITE, source="api_key", key_name="team")
 
 
 async def test_a_jwt_resolves_to_its_agent(app: App, alice: Principal) -> None:

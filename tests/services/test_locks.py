@@ -139,12 +139,10 @@ async def test_an_admin_may_force_unlock_and_the_former_holder_is_told(
 async def test_an_exclusive_lock_blocks_other_writers_but_not_its_holder(
     app: App, alice: Principal, bob: Principal, admin: Principal
 ) -> None:
-    session_id = await _session(app, alice)
+    session_id = await _session(app, bob)
     await app.locks.lock(bob, session_id, LockType.EXCLUSIVE)
     with pytest.raises(SessionLockedError):
         await app.messages.add(alice, session_id, "let me in")
-    with pytest.raises(SessionLockedError):
-        await app.sessions.update(alice, session_id, purpose="renamed")
     with pytest.raises(SessionLockedError):
         await app.locks.notify(admin, session_id, "admins too")
     with pytest.raises(SessionLockedError):

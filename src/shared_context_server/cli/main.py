@@ -15,6 +15,7 @@ from shared_context_server.app import open_app, running_app
 from shared_context_server.cli.audit import audit_cli
 from shared_context_server.config import Settings
 from shared_context_server.domain.limits import check_agent_id
+from shared_context_server.domain.models import KeyBinding
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import DomainError
 from shared_context_server.services.auth import parse_permissions
@@ -67,25 +68,52 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+def _names(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(n.strip() for n in text.split(",") if n.strip())
+
+
 @keys.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="A name for the key's holder")],
     permissions: Annotated[
         str, typer.Option(help="Maximum permissions, comma-separated")
     ] = "read,write",
+    agent_id: Annotated[
+        str | None, typer.Option(help="The one agent the key acts as (default: NAME)")
+    ] = None,
+    agent_pattern: Annotated[
+        str | None, typer.Option(help="Or: the agents it may act as, e.g. 'worker-*'")
+    ] = None,
+    any_agent: Annotated[
+        bool, typer.Option("--any-agent", help="Or: an operator key, which may act as anyone")
+    ] = False,
+    agent_type: Annotated[
+        str | None,
+        typer.Option(help="Agent types it may declare, comma-separated (default: generic)"),
+    ] = None,
 ) -> None:
-    """Create an API key; the key is printed once."""
+    """Create an API key bound to the identities it may act as; the key is printed once."""
 
     async def main() -> None:
         async with running_app(_settings(), background=False) as app:
             try:
                 perms = parse_permissions(p.strip() for p in permissions.split(",") if p.strip())
-                record, plain = await app.auth.create_api_key(name, perms)
+                types = _names(agent_type)
+                binding = KeyBinding(
+                    agent_id=agent_id if agent_id or agent_pattern or any_agent else name,
+                    agent_pattern=agent_pattern,
+                    agent_types=types if types is not None or any_agent else frozenset({"generic"}),
+                    any_agent=any_agent,
+                )
+                record, plain = await app.auth.create_api_key(name, perms, binding)
             except DomainError as exc:
                 _fail(exc)
                 return
             perms_text = ",".join(sorted(p.value for p in record.permissions))
-            typer.echo(f"created key {record.name!r} with permissions {perms_text}")
+            typer.echo(
+                f"created key {record.name!r} with permissions {perms_text}, "
+                f"acting as {record.binding.describe()}"
+            )
             typer.echo(plain)
 
     anyio.run(main)
@@ -98,9 +126,15 @@ def keys_list() -> None:
     async def main() -> None:
         async with running_app(_settings(), background=False) as app:
             for key in await app.auth.list_api_keys():
+                binding = key.binding
+                types = binding.agent_types
                 row = {
                     "name": key.name,
                     "permissions": sorted(p.value for p in key.permissions),
+                    "agent_id": binding.agent_id,
+                    "agent_pattern": binding.agent_pattern,
+                    "any_agent": binding.any_agent,
+                    "agent_types": None if types is None else sorted(types),
                     "created_at": key.created_at.isoformat(),
                     "revoked": key.revoked_at is not None,
                 }
@@ -111,11 +145,11 @@ def keys_list() -> None:
 
 @keys.command("revoke")
 def keys_revoke(name: str) -> None:
-    """Revoke an API key: it stops working at once."""
+    """Revoke an API key: it, its tokens and their delegations stop working at once."""
 
     async def main() -> None:
         async with running_app(_settings(), background=False) as app:
-            if not await app.auth.revoke_api_key(name):
+            if not await app.delegation.revoke_api_key(name):
                 typer.echo(f"no active key named {name!r}", err=True)
                 raise typer.Exit(1)
             typer.echo(f"revoked {name!r}")
@@ -138,7 +172,7 @@ def token(
                 principal = Principal(
                     check_agent_id(agent_id), check_agent_id(agent_type, "agent_type"), perms
                 )
-                issued, _ = app.auth.issue_token(principal)
+                issued = await app.auth.operator_token(principal)
             except DomainError as exc:
                 _fail(exc)
                 return

@@ -8,12 +8,18 @@ for lists and search. A test proves the two agree; nothing else writes a visibil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Protocol
 
+from shared_context_server.domain.audit import SYSTEM_AGENT
 from shared_context_server.domain.events import ChangeEvent, EventKind
-from shared_context_server.domain.models import Permission, Visibility
+from shared_context_server.domain.models import ApiKey, Delegation, Permission, Visibility
 from shared_context_server.domain.principal import Principal
-from shared_context_server.errors import PermissionDeniedError
+from shared_context_server.errors import IdentityNotAllowedError, PermissionDeniedError
+
+# Ids of the form "<delegator>:<name>" are minted only by delegation.
+DELEGATE_SEPARATOR = ":"
+RESERVED_AGENT_IDS = frozenset({SYSTEM_AGENT})
 
 
 class VisibleMessage(Protocol):
@@ -130,3 +136,92 @@ def activity_scope(principal: Principal, agent_id: str | None) -> str | None:
             "only an admin may read another agent's activity", agent_id=agent_id
         )
     return principal.agent_id
+
+
+# --- who may act as whom ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityOwner:
+    """Who registered an agent id first: an API key (by name) or, ``None``, an operator."""
+
+    key_name: str | None
+
+
+def require_mintable(agent_id: str) -> None:
+    """No credential names a sub-agent id or a reserved id outside delegation."""
+    if DELEGATE_SEPARATOR in agent_id:
+        raise IdentityNotAllowedError(
+            f"ids with '{DELEGATE_SEPARATOR}' name delegated sub-agents; use delegate_token",
+            agent_id=agent_id,
+            reason="delegated_id",
+        )
+    if agent_id in RESERVED_AGENT_IDS:
+        raise IdentityNotAllowedError(
+            f"{agent_id!r} is reserved for the server", agent_id=agent_id, reason="reserved"
+        )
+
+
+def require_may_act_as(
+    key: ApiKey, agent_id: str, agent_type: str, owner: IdentityOwner | None
+) -> None:
+    """An API key proves who is speaking: it acts only as the ids and types it is bound to.
+
+    An operator key (any agent) names anyone. A key bound to one id by name may act as
+    that id even if it exists already (an operator bound it on purpose, e.g. to rotate a
+    key). A pattern key may act as a matching id that no one has registered yet, or that
+    it registered itself (``owner``: who registered the id; ``None`` if nobody has).
+    """
+    require_mintable(agent_id)
+    binding = key.binding
+    if binding.agent_types is not None and agent_type not in binding.agent_types:
+        raise IdentityNotAllowedError(
+            f"this key may act as agent types {', '.join(sorted(binding.agent_types))} only",
+            agent_type=agent_type,
+            reason="agent_type",
+        )
+    if binding.any_agent or binding.agent_id == agent_id:
+        return
+    if binding.agent_pattern is None or not fnmatchcase(agent_id, binding.agent_pattern):
+        raise IdentityNotAllowedError(
+            f"this key may act as {binding.describe()} only", agent_id=agent_id, reason="binding"
+        )
+    if owner is not None and owner.key_name != key.name:
+        raise IdentityNotAllowedError(
+            f"agent id {agent_id!r} belongs to another key", agent_id=agent_id, reason="owned"
+        )
+
+
+# --- locks and delegations ---------------------------------------------------------------
+
+
+def require_may_lock_exclusive(principal: Principal, session_creator: str) -> None:
+    """An exclusive lock makes a session read-only for everyone else, so only its creator,
+    the creator's own sub-agents and admins may take one."""
+    if principal.is_admin or session_creator in (principal.agent_id, principal.delegated_by):
+        return
+    raise PermissionDeniedError(
+        "only the session's creator (or their sub-agents) and admins may lock it exclusively",
+        created_by=session_creator,
+    )
+
+
+def is_own_delegate(principal: Principal, agent_id: str) -> bool:
+    """Whether ``agent_id`` is a sub-agent the caller delegated (an undelegated caller)."""
+    prefix = principal.agent_id + DELEGATE_SEPARATOR
+    return principal.session_id is None and agent_id.startswith(prefix)
+
+
+def require_may_release(principal: Principal, holder: str) -> None:
+    """Agents release their own locks; a delegator also those of its sub-agents
+    (anyone else's need an admin's force_unlock)."""
+    if holder != principal.agent_id and not is_own_delegate(principal, holder):
+        raise PermissionDeniedError(
+            "you may release only your own locks and your sub-agents'; admins use force_unlock",
+            holder=holder,
+        )
+
+
+def require_may_revoke(principal: Principal, delegation: Delegation) -> None:
+    if delegation.delegator != principal.agent_id and not principal.is_admin:
+        raise PermissionDeniedError("only its delegator or an admin may revoke a token")

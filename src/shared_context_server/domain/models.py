@@ -69,11 +69,33 @@ class MemoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """The identities an API key may act as: one agent id, the ids matching a pattern
+    (``worker-*``, shell-style), or any agent (an operator key); and the agent types it may
+    declare (``None``: any, operator keys only)."""
+
+    agent_id: str | None = None
+    agent_pattern: str | None = None
+    agent_types: frozenset[str] | None = frozenset({"generic"})
+    any_agent: bool = False
+
+    @property
+    def default_type(self) -> str:
+        return min(self.agent_types) if self.agent_types else "generic"
+
+    def describe(self) -> str:
+        who = "any agent" if self.any_agent else self.agent_id or f"ids like {self.agent_pattern}"
+        types = "any type" if self.agent_types is None else ",".join(sorted(self.agent_types))
+        return f"{who} ({types})"
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
     name: str
     permissions: frozenset[Permission]
     created_at: datetime
+    binding: KeyBinding
     revoked_at: datetime | None = None
 
 
@@ -101,3 +123,5 @@ class Delegation:
     permissions: frozenset[Permission]
     created_at: datetime
     expires_at: datetime
+    # The API key the delegator's identity came from (revoking it ends the delegation).
+    key_name: str | None = None

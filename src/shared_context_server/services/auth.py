@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -14,12 +15,18 @@ from typing import Any
 import jwt
 
 from shared_context_server.clock import Clock
+from shared_context_server.domain.access import (
+    IdentityOwner,
+    require_may_act_as,
+    require_mintable,
+)
 from shared_context_server.domain.audit import AuditEvent, audit, system_audit
 from shared_context_server.domain.limits import check_agent_id
-from shared_context_server.domain.models import ApiKey, Permission
+from shared_context_server.domain.models import ApiKey, KeyBinding, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     AuthFailedError,
+    IdentityNotAllowedError,
     InvalidInputError,
     PermissionDeniedError,
     TokenAlgorithmError,
@@ -35,8 +42,12 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "aud", "iss"]
 DEFAULT_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE})
 ALL_PERMISSIONS = frozenset(Permission)
-# A validated token is trusted this long before revocation is checked again.
+# A validated token or API key is trusted this long before revocation is checked again.
 REVOCATION_RECHECK_SECONDS = 2.0
+MIN_API_KEY_CHARS = 32
+# Shell-style patterns over the agent-id alphabet: worker-*, ci-??, team-[ab]-*.
+AGENT_PATTERN = re.compile(r"^[A-Za-z0-9._@*?\[\]-]{1,100}$")
+CACHE_ENTRIES = 10_000
 
 
 def hash_api_key(key: str) -> str:
@@ -74,16 +85,31 @@ class AuthService:
         self._tokens = tokens
         # token -> (principal, jti, exp, monotonic time of the last revocation check)
         self._verified: dict[str, tuple[Principal, str, float, float]] = {}
+        # (key hash, agent id, agent type) -> (principal, monotonic time of the last check)
+        self._keys: dict[tuple[str, str | None, str | None], tuple[Principal, float]] = {}
+        # Registered agent ids never change hands, so who holds one is remembered.
+        self._owners: dict[str, IdentityOwner] = {}
 
     # API keys ---------------------------------------------------------------------------
 
     async def create_api_key(
-        self, name: str, permissions: frozenset[Permission], key: str | None = None
+        self,
+        name: str,
+        permissions: frozenset[Permission],
+        binding: KeyBinding | None = None,
+        key: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create a key; the plain key is returned once and only its hash is stored."""
+        """Create a key; the plain key is returned once and only its hash is stored.
+
+        Without ``binding`` the key acts as the agent named like it, of type generic."""
         check_agent_id(name, "name")
         if not permissions:
             raise InvalidInputError("an API key needs at least one permission", field="permissions")
+        binding = check_binding(binding or KeyBinding(agent_id=name))
+        if key is not None and len(key) < MIN_API_KEY_CHARS:
+            raise InvalidInputError(
+                f"an API key needs at least {MIN_API_KEY_CHARS} characters", field="key"
+            )
         plain = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
         now = self._clock.now()
         record = await self._store.create_api_key(
@@ -91,12 +117,14 @@ class AuthService:
             name,
             hash_api_key(plain),
             permissions,
+            binding,
             now,
             audit=system_audit(
                 "api_key.created",
                 now,
                 target=name,
                 permissions=sorted(p.value for p in permissions),
+                acts_as=binding.describe(),
             ),
         )
         return record, plain
@@ -105,7 +133,10 @@ class AuthService:
         return await self._store.list_api_keys()
 
     async def revoke_api_key(self, name: str) -> bool:
+        """Revoke a key: it, and every token and delegation obtained with it, stop working
+        at once here and within REVOCATION_RECHECK_SECONDS in other processes."""
         self._verified = {t: v for t, v in self._verified.items() if v[0].key_name != name}
+        self._keys = {k: v for k, v in self._keys.items() if v[0].key_name != name}
         now = self._clock.now()
         return await self._store.revoke_api_key(
             name, now, audit=system_audit("api_key.revoked", now, target=name)
@@ -122,21 +153,26 @@ class AuthService:
     async def authenticate(
         self,
         agent_id: str,
-        agent_type: str,
+        agent_type: str | None,
         api_key: str,
         requested: frozenset[Permission] | None = None,
     ) -> IssuedToken:
+        """A token for ``agent_id`` if the key may act as it (its binding, and who registered
+        the id first); ``agent_type`` defaults to the key's (first) type."""
         check_agent_id(agent_id)
-        check_agent_id(agent_type, "agent_type")
+        if agent_type is not None:
+            check_agent_id(agent_type, "agent_type")
         now = self._clock.now()
         try:
             record = await self.verify_api_key(api_key)
         except AuthFailedError:
             failed = AuditEvent(
-                "auth.failed", agent_id, agent_type, now, metadata={"via": "api_key"}
+                "auth.failed", agent_id, agent_type or "generic", now, metadata={"via": "api_key"}
             )
             await self._store.append_audit(failed)
             raise
+        agent_type = agent_type or record.binding.default_type
+        await self._admit(record, agent_id, agent_type)
         wanted = requested if requested is not None else DEFAULT_PERMISSIONS
         granted = wanted & record.permissions
         if not granted:
@@ -157,6 +193,47 @@ class AuthService:
             )
         )
         return IssuedToken(token, principal, expires_at, wanted - granted)
+
+    async def _admit(self, key: ApiKey, agent_id: str, agent_type: str) -> None:
+        """Refuse (and audit) an identity the key may not act as; register a new one to
+        the key (an operator key registers it to the operators)."""
+        try:
+            owner = self._owners.get(agent_id) or await self._store.identity_owner(agent_id)
+            require_may_act_as(key, agent_id, agent_type, owner)
+            if owner is None:
+                event = system_audit(
+                    "identity.registered", self._clock.now(), target=agent_id, key=key.name
+                )
+                owner = await self._store.register_identity(
+                    agent_id, None if key.binding.any_agent else key.name, event.at, audit=event
+                )
+                require_may_act_as(key, agent_id, agent_type, owner)  # lost a race to register
+        except IdentityNotAllowedError as exc:
+            refused = AuditEvent(
+                "auth.identity_refused",
+                agent_id,
+                agent_type,
+                self._clock.now(),
+                target=key.name,
+                metadata={"reason": exc.details.get("reason")},
+            )
+            await self._store.append_audit(refused)
+            raise
+        if len(self._owners) > CACHE_ENTRIES:
+            self._owners.clear()
+        self._owners[agent_id] = owner
+
+    async def operator_token(self, principal: Principal) -> str:
+        """A token minted by an operator at the command line (no API key): any identity
+        but a sub-agent's or a reserved one; a new agent id is registered to operators."""
+        require_mintable(principal.agent_id)
+        if await self._store.identity_owner(principal.agent_id) is None:
+            event = system_audit(
+                "identity.registered", self._clock.now(), target=principal.agent_id
+            )
+            await self._store.register_identity(principal.agent_id, None, event.at, audit=event)
+        token, _ = self.issue_token(principal)
+        return token
 
     def issue_token(
         self,
@@ -274,15 +351,63 @@ class AuthService:
     ) -> Principal:
         """A JWT or an API key presented by a caller, as a Principal.
 
-        An API key stands for an agent named by ``agent_id`` (default: the key's name)
-        with the key's full permission set.
+        An API key stands for the agent named by ``agent_id`` (default: the one it is bound
+        to; an operator key's own name), within its binding, with its full permission set.
         """
         if credential.startswith(API_KEY_PREFIX) or credential.count(".") != 2:
-            record = await self.verify_api_key(credential)
-            return Principal(
-                agent_id=check_agent_id(agent_id or record.name),
-                agent_type=check_agent_id(agent_type or "generic", "agent_type"),
-                permissions=record.permissions,
-                source="api_key",
-            )
+            return await self._resolve_key(credential, agent_id, agent_type)
         return await self.verify_token(credential)
+
+    async def _resolve_key(
+        self, credential: str, agent_id: str | None, agent_type: str | None
+    ) -> Principal:
+        cache_key = (hash_api_key(credential), agent_id, agent_type)
+        cached = self._keys.get(cache_key)
+        if cached and time.monotonic() - cached[1] < REVOCATION_RECHECK_SECONDS:
+            return cached[0]
+        record = await self.verify_api_key(credential)
+        binding = record.binding
+        name = agent_id or binding.agent_id or (record.name if binding.any_agent else None)
+        if name is None:
+            raise IdentityNotAllowedError(
+                f"this key acts for {binding.describe()}: name the agent (X-Agent-Id)",
+                reason="binding",
+            )
+        principal = Principal(
+            agent_id=check_agent_id(name),
+            agent_type=check_agent_id(agent_type or binding.default_type, "agent_type"),
+            permissions=record.permissions,
+            source="api_key",
+            key_name=record.name,
+        )
+        await self._admit(record, principal.agent_id, principal.agent_type)
+        if len(self._keys) > CACHE_ENTRIES:
+            self._keys.clear()
+        self._keys[cache_key] = (principal, time.monotonic())
+        return principal
+
+
+def check_binding(binding: KeyBinding) -> KeyBinding:
+    """A binding names one id, a pattern, or any agent; ids and types are well formed."""
+    chosen = [binding.agent_id is not None, binding.agent_pattern is not None, binding.any_agent]
+    if sum(chosen) != 1:
+        raise InvalidInputError(
+            "bind a key to one of: an agent id, an agent pattern, or any agent", field="binding"
+        )
+    if binding.agent_id is not None:
+        require_mintable(check_agent_id(binding.agent_id))
+    if binding.agent_pattern is not None and not AGENT_PATTERN.fullmatch(binding.agent_pattern):
+        raise InvalidInputError(
+            "agent_pattern: letters, digits, . _ @ - and the wildcards * ? [ ]",
+            field="agent_pattern",
+        )
+    if binding.agent_types is not None:
+        if not binding.agent_types:
+            raise InvalidInputError("allow at least one agent type", field="agent_types")
+        for agent_type in binding.agent_types:
+            check_agent_id(agent_type, "agent_type")
+    elif not binding.any_agent:
+        raise InvalidInputError(
+            "only an operator key may declare any agent type", field="agent_types"
+        )
+    return binding

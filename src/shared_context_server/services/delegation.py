@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared_context_server.clock import Clock
-from shared_context_server.domain.access import require
+from shared_context_server.domain.access import require, require_may_revoke
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import Delegation, Permission
@@ -20,6 +20,7 @@ from shared_context_server.errors import (
     TokenRevokedError,
 )
 from shared_context_server.services.auth import AuthService, IssuedToken
+from shared_context_server.services.locks import LockService
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import Store
 
@@ -39,6 +40,7 @@ class DelegationService:
         clock: Clock,
         auth: AuthService,
         sessions: SessionService,
+        locks: LockService,
         *,
         max_ttl_seconds: float,
     ) -> None:
@@ -46,6 +48,7 @@ class DelegationService:
         self._clock = clock
         self._auth = auth
         self._sessions = sessions
+        self._locks = locks
         self._max_ttl = max_ttl_seconds
 
     async def delegate(
@@ -96,7 +99,16 @@ class DelegationService:
         )
         token, expires_at = self._auth.issue_token(sub_agent, ttl_seconds=expires_in, jti=jti)
         await self._store.record_delegation(
-            Delegation(jti, principal.agent_id, agent_id, session_id, permissions, now, expires_at),
+            Delegation(
+                jti,
+                principal.agent_id,
+                agent_id,
+                session_id,
+                permissions,
+                now,
+                expires_at,
+                key_name=principal.key_name,
+            ),
             audit=audit(
                 principal,
                 "auth.token_delegated",
@@ -112,12 +124,12 @@ class DelegationService:
 
     async def revoke(self, principal: Principal, jti: str) -> Delegation:
         """Its delegator or an admin may revoke a delegated token; it stops working at once
-        in this process and within seconds in others sharing the database."""
+        in this process and within seconds in others sharing the database, and the locks
+        its sub-agent held in the session are released."""
         delegation = await self._store.get_delegation(jti)
         if delegation is None:
             raise InvalidInputError("no delegated token with that id", field="jti")
-        if delegation.delegator != principal.agent_id and not principal.is_admin:
-            raise PermissionDeniedError("only its delegator or an admin may revoke a token")
+        require_may_revoke(principal, delegation)
         if await self._store.is_token_revoked(jti):
             raise TokenRevokedError("the token is already revoked", jti=jti)
         now = self._clock.now()
@@ -134,4 +146,14 @@ class DelegationService:
             ),
         )
         self._auth.forget(jti)
+        await self._locks.release_revoked(delegation.session_id, delegation.agent_id)
         return delegation
+
+    async def revoke_api_key(self, name: str) -> bool:
+        """An operator revokes a key: every token and delegation obtained with it ends,
+        and the locks of those sub-agents are released."""
+        if not await self._auth.revoke_api_key(name):
+            return False
+        for delegation in await self._store.delegations_of_key(name, self._clock.now()):
+            await self._locks.release_revoked(delegation.session_id, delegation.agent_id)
+        return True

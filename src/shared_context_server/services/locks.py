@@ -13,15 +13,20 @@ import logging
 from dataclasses import dataclass
 
 from shared_context_server.clock import Clock
-from shared_context_server.domain.access import require
-from shared_context_server.domain.audit import audit
+from shared_context_server.domain.access import (
+    require,
+    require_may_lock_exclusive,
+    require_may_release,
+)
+from shared_context_server.domain.audit import audit, system_audit
 from shared_context_server.domain.locks import Lock, LockChange, LockRequest, LockType
-from shared_context_server.domain.models import Message, Permission, SessionStatus
+from shared_context_server.domain.models import Message, Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     DomainError,
     InvalidInputError,
     LimitExceededError,
+    NoLockHeldError,
     SessionClosedError,
 )
 from shared_context_server.events.bus import EventBus
@@ -72,13 +77,14 @@ class LockService:
             )
         return ttl_seconds
 
-    async def _open_session(self, principal: Principal, session_id: str) -> None:
+    async def _open_session(self, principal: Principal, session_id: str) -> Session:
         session = await self._sessions.find(session_id, principal)
         if session.status is SessionStatus.ARCHIVED:
             raise SessionClosedError(
                 "the session is archived; reopen it with update_session first",
                 session_id=session_id,
             )
+        return session
 
     def _publish(self, change: LockChange) -> None:
         for event in change.events:
@@ -101,7 +107,9 @@ class LockService:
             raise LimitExceededError(
                 f"message is over {MAX_LOCK_NOTE} characters", field="message", limit=MAX_LOCK_NOTE
             )
-        await self._open_session(principal, session_id)
+        session = await self._open_session(principal, session_id)
+        if lock_type is LockType.EXCLUSIVE:
+            require_may_lock_exclusive(principal, session.created_by)
         now = self._clock.now()
         request = LockRequest(
             session_id=session_id,
@@ -140,19 +148,34 @@ class LockService:
         self._publish(change)
         return change.lock
 
-    async def unlock(self, principal: Principal, session_id: str) -> Lock:
-        """Release the caller's lock; NO_LOCK_HELD if it holds none."""
+    async def unlock(
+        self, principal: Principal, session_id: str, holder: str | None = None
+    ) -> Lock:
+        """Release the caller's lock, or (``holder``) one of its sub-agents'; NO_LOCK_HELD
+        if that agent holds none."""
         require(principal, Permission.WRITE)
+        holder = holder or principal.agent_id
+        require_may_release(principal, holder)
         await self._sessions.find(session_id, principal)
         now = self._clock.now()
         change = await self._store.release_lock(
             session_id,
-            principal.agent_id,
+            holder,
             now,
             audit=audit(principal, "lock.released", now, target=session_id),
         )
         self._publish(change)
         return change.released[0]
+
+    async def release_revoked(self, session_id: str, holder: str) -> None:
+        """The server releases the lock of an agent whose credential was revoked."""
+        now = self._clock.now()
+        event = system_audit("lock.released", now, target=session_id, revoked=True)
+        try:
+            change = await self._store.release_lock(session_id, holder, now, audit=event)
+        except NoLockHeldError:
+            return
+        self._publish(change)
 
     async def status(self, principal: Principal, session_id: str) -> list[Lock]:
         require(principal, Permission.READ)

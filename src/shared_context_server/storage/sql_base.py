@@ -22,6 +22,7 @@ from shared_context_server.domain.audit import GENESIS_HASH, AuditEvent, record_
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import (
     ApiKey,
+    KeyBinding,
     MemoryEntry,
     Message,
     Permission,
@@ -122,11 +123,18 @@ def memory_of(row: sa.Row[Any]) -> MemoryEntry:
 
 
 def api_key_of(row: sa.Row[Any]) -> ApiKey:
+    types = row.agent_types
     return ApiKey(
         id=row.id,
         name=row.name,
         permissions=frozenset(Permission(p) for p in row.permissions),
         created_at=row.created_at,
+        binding=KeyBinding(
+            agent_id=row.agent_id,
+            agent_pattern=row.agent_pattern,
+            agent_types=None if types is None else frozenset(types),
+            any_agent=bool(row.any_agent),
+        ),
         revoked_at=row.revoked_at,
     )
 

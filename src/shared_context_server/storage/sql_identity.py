@@ -1,31 +1,52 @@
-"""API keys and revoked tokens."""
+"""API keys with their identity bindings, the registry of agent ids, revoked tokens and
+delegations."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
+from shared_context_server.domain.access import IdentityOwner
 from shared_context_server.domain.audit import AuditEvent
-from shared_context_server.domain.models import (
-    ApiKey,
-    Delegation,
-    Permission,
-)
-from shared_context_server.errors import (
-    ConflictError,
-)
+from shared_context_server.domain.models import ApiKey, Delegation, KeyBinding, Permission
+from shared_context_server.errors import ConflictError
 from shared_context_server.storage import dialects
-from shared_context_server.storage.sql_base import (
-    SqlBase,
-    api_key_of,
-    threaded,
-)
+from shared_context_server.storage.sql_base import SqlBase, api_key_of, threaded
 from shared_context_server.storage.tables import (
+    agent_identities,
     api_keys,
     delegations,
     revoked_tokens,
 )
+
+_OWNER = sa.select(agent_identities.c.key_name).where(
+    agent_identities.c.agent_id == sa.bindparam("agent_id")
+)
+
+
+def _binding_values(binding: KeyBinding) -> dict[str, Any]:
+    types = binding.agent_types
+    return {
+        "agent_id": binding.agent_id,
+        "agent_pattern": binding.agent_pattern,
+        "agent_types": None if types is None else sorted(types),
+        "any_agent": binding.any_agent,
+    }
+
+
+def delegation_of(row: sa.Row[Any]) -> Delegation:
+    return Delegation(
+        jti=row.jti,
+        delegator=row.delegator,
+        agent_id=row.agent_id,
+        session_id=row.session_id,
+        permissions=frozenset(Permission(p) for p in row.permissions),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        key_name=row.key_name,
+    )
 
 
 class IdentityRows(SqlBase):
@@ -36,6 +57,7 @@ class IdentityRows(SqlBase):
         name: str,
         key_hash: str,
         permissions: frozenset[Permission],
+        binding: KeyBinding,
         now: datetime,
         *,
         audit: AuditEvent | None = None,
@@ -46,14 +68,18 @@ class IdentityRows(SqlBase):
             "key_hash": key_hash,
             "permissions": sorted(p.value for p in permissions),
             "created_at": now,
+            "revoked_at": None,
+            **_binding_values(binding),
         }
+        if audit is not None:
+            audit = audit.of_row("api_key", name, values)
         with self._write(audit) as conn:
             inserted = conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, api_keys, values, ("name",))
             )
             if inserted.first() is None:
                 raise ConflictError(f"an API key named {name!r} exists", name=name)
-        return ApiKey(id=key_id, name=name, permissions=permissions, created_at=now)
+        return ApiKey(key_id, name, permissions, now, binding)
 
     @threaded
     def find_api_key(self, key_hash: str) -> ApiKey | None:
@@ -71,13 +97,45 @@ class IdentityRows(SqlBase):
 
     @threaded
     def revoke_api_key(self, name: str, now: datetime, *, audit: AuditEvent | None = None) -> bool:
-        with self._write(audit) as conn:
-            result = conn.execute(
+        with self._write() as conn:
+            row = conn.execute(
                 sa.update(api_keys)
                 .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
-            )
-        return bool(result.rowcount)
+                .returning(*api_keys.c)
+            ).first()
+            if row is not None and audit is not None:
+                self._append_audit(conn, audit.of_row("api_key", name, dict(row._mapping)))
+        return row is not None
+
+    # the registry of agent ids ----------------------------------------------------------
+
+    @threaded
+    def identity_owner(self, agent_id: str) -> IdentityOwner | None:
+        """Who registered ``agent_id`` (None: nobody yet)."""
+        with self._read() as conn:
+            row = conn.execute(_OWNER, {"agent_id": agent_id}).first()
+        return None if row is None else IdentityOwner(row.key_name)
+
+    @threaded
+    def register_identity(
+        self, agent_id: str, key_name: str | None, now: datetime, *, audit: AuditEvent
+    ) -> IdentityOwner:
+        """Register ``agent_id`` to ``key_name`` (None: an operator) unless someone did
+        first; returns whoever holds it now."""
+        values = {"agent_id": agent_id, "key_name": key_name, "created_at": now}
+        with self._write() as conn:
+            inserted = conn.execute(
+                dialects.insert_ignoring_conflict(
+                    self.dialect, agent_identities, values, ("agent_id",)
+                )
+            ).first()
+            if inserted is None:
+                return IdentityOwner(conn.execute(_OWNER, {"agent_id": agent_id}).scalar_one())
+            self._append_audit(conn, audit.of_row("identity", agent_id, values))
+        return IdentityOwner(key_name)
+
+    # tokens and delegations -------------------------------------------------------------
 
     @threaded
     def revoke_token(
@@ -105,31 +163,31 @@ class IdentityRows(SqlBase):
 
     @threaded
     def record_delegation(self, delegation: Delegation, *, audit: AuditEvent | None = None) -> None:
+        values = {
+            "jti": delegation.jti,
+            "delegator": delegation.delegator,
+            "agent_id": delegation.agent_id,
+            "session_id": delegation.session_id,
+            "permissions": sorted(p.value for p in delegation.permissions),
+            "created_at": delegation.created_at,
+            "expires_at": delegation.expires_at,
+            "key_name": delegation.key_name,
+        }
+        if audit is not None:
+            audit = audit.of_row("delegation", delegation.jti, values)
         with self._write(audit) as conn:
-            conn.execute(
-                sa.insert(delegations).values(
-                    jti=delegation.jti,
-                    delegator=delegation.delegator,
-                    agent_id=delegation.agent_id,
-                    session_id=delegation.session_id,
-                    permissions=sorted(p.value for p in delegation.permissions),
-                    created_at=delegation.created_at,
-                    expires_at=delegation.expires_at,
-                )
-            )
+            conn.execute(sa.insert(delegations).values(values))
 
     @threaded
     def get_delegation(self, jti: str) -> Delegation | None:
         with self._read() as conn:
             row = conn.execute(sa.select(delegations).where(delegations.c.jti == jti)).first()
-        if row is None:
-            return None
-        return Delegation(
-            jti=row.jti,
-            delegator=row.delegator,
-            agent_id=row.agent_id,
-            session_id=row.session_id,
-            permissions=frozenset(Permission(p) for p in row.permissions),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
+        return None if row is None else delegation_of(row)
+
+    @threaded
+    def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]:
+        """Unexpired delegations made by identities obtained with the key ``key_name``."""
+        col = delegations.c
+        statement = sa.select(delegations).where(col.key_name == key_name, col.expires_at > now)
+        with self._read() as conn:
+            return [delegation_of(row) for row in conn.execute(statement)]

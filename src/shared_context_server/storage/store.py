@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.audit import (
     AgentActivity,
     AuditEvent,
@@ -23,6 +23,7 @@ from shared_context_server.domain.locks import Lock, LockChange, LockRequest
 from shared_context_server.domain.models import (
     ApiKey,
     Delegation,
+    KeyBinding,
     MemoryEntry,
     Message,
     NewMessage,
@@ -201,6 +202,7 @@ class Store(Protocol):
         name: str,
         key_hash: str,
         permissions: frozenset[Permission],
+        binding: KeyBinding,
         now: datetime,
         *,
         audit: AuditEvent | None = None,
@@ -214,10 +216,18 @@ class Store(Protocol):
         self, jti: str, expires_at: datetime, *, audit: AuditEvent | None = None
     ) -> None: ...
     async def is_token_revoked(self, jti: str, key_name: str | None = None) -> bool: ...
+    async def identity_owner(self, agent_id: str) -> IdentityOwner | None: ...
+    async def register_identity(
+        self, agent_id: str, key_name: str | None, now: datetime, *, audit: AuditEvent
+    ) -> IdentityOwner:
+        """Register the id to the key (None: an operator) unless taken; the holder now."""
+        ...
+
     async def record_delegation(
         self, delegation: Delegation, *, audit: AuditEvent | None = None
     ) -> None: ...
     async def get_delegation(self, jti: str) -> Delegation | None: ...
+    async def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]: ...
 
     # audit
     async def append_audit(self, event: AuditEvent) -> None: ...

@@ -91,16 +91,27 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             int | None,
             Field(ge=1, le=3600, description="lock/renew: lifetime in seconds (default 300)."),
         ] = None,
+        holder: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                max_length=100,
+                description="unlock: release this sub-agent's lock (one you delegated) "
+                "instead of yours.",
+            ),
+        ] = None,
         auth_token: AuthToken = None,
     ) -> CoordinationResult:
         """Claim a session before conflicting work, and coordinate with the others in it.
 
         lock: take a lock; read locks are shared, write and exclusive have one holder and
-        exclude every other lock; exclusive also makes the session read-only for others.
+        exclude every other lock; exclusive also makes the session read-only for others and
+        may be taken only by the session's creator (or their sub-agents) and admins.
         Returns a fencing_token larger than any earlier one. Fails with SESSION_LOCKED if
         another agent's lock is in the way (details name them). A lock ends after
         ttl_seconds, or 60 s after the last lock/renew if you stop renewing: call renew
-        regularly. unlock: release yours (NO_LOCK_HELD if you hold none). status: the live
+        regularly. unlock: release yours, or with holder one of your sub-agents' (NO_LOCK_HELD
+        if there is none). status: the live
         locks. notify: post `message` as a coordination message. force_unlock (admin):
         remove every lock; the former holders are told.
         """
@@ -122,7 +133,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
                     await locks.renew(caller, session_id, ttl_seconds=ttl_seconds)
                 )
             case "unlock":
-                result.lock = LockOut.of(await locks.unlock(caller, session_id))
+                result.lock = LockOut.of(await locks.unlock(caller, session_id, holder))
             case "status":
                 result.locks = [LockOut.of(lock) for lock in await locks.status(caller, session_id)]
             case "notify":

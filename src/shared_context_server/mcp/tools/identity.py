@@ -36,11 +36,15 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     async def authenticate_agent(
         agent_id: AgentName,
         api_key: Annotated[str, Field(min_length=1, max_length=512)],
-        agent_type: AgentName = "generic",
+        agent_type: Annotated[
+            AgentName | None, Field(description="Default: the key's agent type.")
+        ] = None,
         requested_permissions: Annotated[list[PermissionName] | None, Field(max_length=4)] = None,
     ) -> TokenResult:
         """Exchange an API key for a signed token naming you (agent_id, agent_type).
 
+        The key decides who you may be: the agent id(s) and type(s) it is bound to
+        (IDENTITY_NOT_ALLOWED otherwise; an id another key registered first is theirs).
         Granted permissions are those requested (default read, write) that the key allows;
         the rest are listed in denied_permissions. Pass the token as auth_token to other
         tools, or as 'Authorization: Bearer <token>'. Hand sub-agents their own tokens.
