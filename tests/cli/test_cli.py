@@ -72,3 +72,29 @@ def test_db_upgrade_and_version(env: dict[str, str]) -> None:
 def test_serve_rejects_an_unknown_transport(env: dict[str, str]) -> None:
     code, _ = run(env, "serve", "--transport", "carrier-pigeon")
     assert code == 2
+
+
+def test_keys_are_bound_to_the_identities_they_may_act_as(env: dict[str, str]) -> None:
+    code, output = run(env, "keys", "create", "ci-bot")
+    assert code == 0, output
+    assert "acting as ci-bot (generic)" in output
+    code, output = run(
+        env, "keys", "create", "pool", "--agent-pattern", "worker-*", "--agent-type", "codex,claude"
+    )
+    assert code == 0, output
+    code, output = run(env, "keys", "create", "ops", "--any-agent", "--permissions", "read,admin")
+    assert code == 0, output
+    rows = {row["name"]: row for row in map(json.loads, run(env, "keys", "list")[1].splitlines())}
+    assert (rows["ci-bot"]["agent_id"], rows["ci-bot"]["agent_types"]) == ("ci-bot", ["generic"])
+    assert rows["pool"]["agent_pattern"] == "worker-*"
+    assert rows["pool"]["agent_types"] == ["claude", "codex"]
+    assert (rows["ops"]["any_agent"], rows["ops"]["agent_types"]) == (True, None)
+    code, output = run(env, "keys", "create", "both", "--agent-id", "a", "--agent-pattern", "b*")
+    assert (code, "INVALID_INPUT" in output) == (2, True)
+    code, output = run(env, "keys", "create", "sub", "--agent-id", "alice:helper")
+    assert (code, "IDENTITY_NOT_ALLOWED" in output) == (2, True)
+
+
+def test_an_operator_token_cannot_name_a_sub_agent(env: dict[str, str]) -> None:
+    code, output = run(env, "token", "alice:helper")
+    assert (code, "IDENTITY_NOT_ALLOWED" in output) == (2, True)

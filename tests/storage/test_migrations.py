@@ -6,13 +6,13 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from shared_context_server.domain.access import ReadScope
-from shared_context_server.domain.models import Session
+from shared_context_server.domain.access import IdentityOwner, ReadScope
+from shared_context_server.domain.models import KeyBinding, Session
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import QueryWord, TextSearch
-from shared_context_server.storage.tables import messages, metadata, sessions
+from shared_context_server.storage.tables import UtcDateTime, messages, metadata, sessions
 from tests.storage.factories import T0, make_session
 from tests.storage.processes import run_together
 
@@ -116,5 +116,45 @@ async def test_the_search_index_covers_messages_written_before_it_existed(
             TextSearch(session.id, scope, [QueryWord("kubernetes")])
         )
         assert [m.content for m in found] == ["older kubernetes"]
+    finally:
+        engine.dispose()
+
+
+async def test_keys_and_agents_from_before_0004_are_bound_and_registered(
+    empty_database_url: str,
+) -> None:
+    """Upgrading keeps the admin keys operators, binds every other key to the agent named
+    like it, and registers every agent id already known to the operators."""
+    engine = create_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0003")
+        session = make_session()
+        old_keys = sa.table(
+            "api_keys",
+            *(sa.column(name) for name in ("id", "name", "key_hash", "permissions")),
+            sa.column("created_at", UtcDateTime),
+        )
+        with engine.begin() as conn:
+            conn.execute(sa.insert(sessions).values(**session_row(session)))
+            conn.execute(sa.insert(messages).values(**message_row(session.id, "hello")))
+            for name in ("bootstrap-admin", "env-admin-1234abcd", "ci-bot"):
+                conn.execute(
+                    sa.insert(old_keys).values(
+                        id=name[:16],
+                        name=name,
+                        key_hash=name,
+                        permissions=sa.literal(["read"], sa.JSON),
+                        created_at=session.created_at,
+                    )
+                )
+        migrate.upgrade(engine)
+        store = SqlStore(engine)
+        keys = {key.name: key.binding for key in await store.list_api_keys()}
+        assert keys["bootstrap-admin"].any_agent
+        assert keys["env-admin-1234abcd"].any_agent
+        assert keys["ci-bot"] == KeyBinding("ci-bot", agent_types=frozenset({"generic"}))
+        for agent_id in (session.created_by, "alice"):
+            assert await store.identity_owner(agent_id) == IdentityOwner(None)
+        assert await store.identity_owner("nobody") is None
     finally:
         engine.dispose()
