@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.access import IdentityOwner, ReadScope
+from shared_context_server.domain.audit import system_audit
 from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import (
+    Delegation,
+    KeyBinding,
     Permission,
     SessionStatus,
     Visibility,
@@ -34,6 +37,7 @@ from tests.storage.factories import T0, at, make_session, new_message
 EVERYONE = ReadScope("alice", "claude", admin=True)
 READ = frozenset({Permission.READ})
 ALL = frozenset(Permission)
+BOUND = KeyBinding("ci", agent_types=frozenset({"claude", "codex"}))
 
 
 async def _ids(store: SqlStore, session_id: str, **query: Any) -> list[int]:
@@ -536,14 +540,15 @@ async def test_purging_removes_only_expired_memory_and_revocations(store: SqlSto
 
 
 async def test_api_keys_are_created_found_by_hash_and_listed(store: SqlStore) -> None:
-    created = await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    created = await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
     assert (created.id, created.name, created.permissions, created.revoked_at) == (
         "id1",
         "ci",
         READ,
         None,
     )
-    await store.create_api_key("id2", "ops", "b" * 64, ALL, at(1))
+    assert created.binding == BOUND
+    await store.create_api_key("id2", "ops", "b" * 64, ALL, BOUND, at(1))
     assert await store.find_api_key("a" * 64) == created
     assert await store.find_api_key("c" * 64) is None
     listed = await store.list_api_keys()
@@ -554,20 +559,20 @@ async def test_api_keys_are_created_found_by_hash_and_listed(store: SqlStore) ->
 
 
 async def test_an_api_key_name_is_unique(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
     with pytest.raises(ConflictError):
-        await store.create_api_key("id2", "ci", "b" * 64, ALL, T0)
+        await store.create_api_key("id2", "ci", "b" * 64, ALL, BOUND, T0)
     assert [k.id for k in await store.list_api_keys()] == ["id1"]
 
 
 async def test_an_api_key_secret_is_unique(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
     with pytest.raises(ConflictError):
-        await store.create_api_key("id2", "other", "a" * 64, ALL, T0)
+        await store.create_api_key("id2", "other", "a" * 64, ALL, BOUND, T0)
 
 
 async def test_a_revoked_api_key_stays_listed_with_its_revocation_time(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, T0)
+    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
     assert await store.revoke_api_key("ci", at(5)) is True
     assert await store.revoke_api_key("ci", at(6)) is False
     assert await store.revoke_api_key("unknown", at(6)) is False
@@ -650,3 +655,43 @@ async def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(
     assert fetched.created_at == local
     assert fetched.created_at.utcoffset() == timedelta(0)
     assert fetched.created_at.tzinfo == UTC
+
+
+async def test_key_bindings_are_stored_as_given(store: SqlStore) -> None:
+    bindings = {
+        "fixed": BOUND,
+        "pool": KeyBinding(agent_pattern="worker-*", agent_types=frozenset({"codex"})),
+        "ops": KeyBinding(agent_types=None, any_agent=True),
+    }
+    for n, (name, binding) in enumerate(bindings.items()):
+        await store.create_api_key(f"id{n}", name, str(n) * 64, READ, binding, T0)
+    assert {k.name: k.binding for k in await store.list_api_keys()} == bindings
+
+
+async def test_an_agent_id_is_registered_once_to_whoever_came_first(
+    open_store: Any,
+) -> None:
+    first, second = open_store(), open_store()
+    assert await first.identity_owner("worker-1") is None
+    event = system_audit("identity.registered", T0, target="worker-1")
+    assert await first.register_identity("worker-1", "pool", T0, audit=event) == IdentityOwner(
+        "pool"
+    )
+    # Another process (or key) coming second learns who holds it; nothing changes.
+    assert await second.register_identity("worker-1", "other", at(1), audit=event) == (
+        IdentityOwner("pool")
+    )
+    assert await second.register_identity("alice", None, at(1), audit=event) == IdentityOwner(None)
+    assert await first.identity_owner("worker-1") == IdentityOwner("pool")
+    assert await first.identity_owner("alice") == IdentityOwner(None)
+
+
+async def test_the_unexpired_delegations_of_a_key_are_found(store: SqlStore) -> None:
+    for jti, key_name, expires in (("a", "k", at(10)), ("b", "k", at(1)), ("c", None, at(10))):
+        await store.record_delegation(
+            Delegation(jti, "orch", f"orch:{jti}", "s", READ, T0, expires, key_name=key_name)
+        )
+    assert [d.jti for d in await store.delegations_of_key("k", at(5))] == ["a"]
+    assert (await store.get_delegation("a")) == Delegation(
+        "a", "orch", "orch:a", "s", READ, T0, at(10), key_name="k"
+    )
