@@ -38,6 +38,7 @@ from shared_context_server.services.search import SearchService
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.services.updates import UpdateService
 from shared_context_server.storage import migrate
+from shared_context_server.storage.audit_files import AnchorFile, anchor_path_for, audit_key_for
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.secret_files import read_or_create
 from shared_context_server.storage.sql_store import SqlStore
@@ -74,6 +75,7 @@ class App:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.relay.run)
             tg.start_soon(self.maintenance.run, self.settings.sweep_interval_seconds)
+            tg.start_soon(self.audit.keep_anchored, self.settings.audit.anchor_seconds)
 
 
 def _jwt_secret(settings: Settings) -> str:
@@ -128,7 +130,8 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     await anyio.to_thread.run_sync(migrate.upgrade, engine)
-    store = SqlStore(engine)
+    audit_key = audit_key_for(settings)
+    store = SqlStore(engine, audit_key=audit_key)
     bus = InProcessBus()
     limits = settings.limits
     tokens = TokenSettings(
@@ -152,6 +155,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         sessions,
         messages,
     )
+    audit = AuditService(
+        store, clock, limits, key=audit_key, anchors=AnchorFile(anchor_path_for(settings))
+    )
     app = App(
         settings=settings,
         clock=clock,
@@ -162,9 +168,13 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         messages=messages,
         search=SearchService(store, sessions, limits),
         memory=MemoryService(store, clock, limits),
-        audit=AuditService(store, clock, limits),
+        audit=audit,
         maintenance=MaintenanceService(
-            store, bus, clock, archive_after_seconds=settings.archive_after_seconds
+            store,
+            bus,
+            clock,
+            archive_after_seconds=settings.archive_after_seconds,
+            anchor=audit.anchor_head,
         ),
         relay=FeedRelay(store, bus, interval=settings.feed_poll_seconds),
         presence=PresenceService(
@@ -183,6 +193,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             store, clock, auth, sessions, locks, max_ttl_seconds=settings.token_ttl_seconds
         ),
     )
+    await audit.reseal_legacy()
     await _bootstrap_admin_key(app)
     await app.relay.start_position()
     return app

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared_context_server.app import App
-from shared_context_server.domain.models import Permission
+from shared_context_server.domain.models import KeyBinding, Permission
 from shared_context_server.storage.tables import audit_log
 from tests.mcp.conftest import connect_client, fails, ok
 
@@ -16,7 +16,8 @@ from tests.mcp.conftest import connect_client, fails, ok
 async def _multi_agent_flow(app: App, tokens: dict[str, str], mode: str) -> str:
     """Alice authenticates with a key, opens a session and writes; Bob joins; a stranger
     fails to authenticate. Returns the session id."""
-    _, key = await app.auth.create_api_key("team-key", frozenset(Permission))
+    binding = KeyBinding(agent_id="alice", agent_types=frozenset({"claude"}))
+    _, key = await app.auth.create_api_key("team-key", frozenset(Permission), binding)
     async with connect_client(app, mode=mode) as anonymous:
         issued = await ok(
             anonymous,
@@ -51,8 +52,9 @@ async def test_the_audit_log_records_each_step_of_a_multi_agent_flow(
         auth = await ok(root, "get_audit_log", event_type="auth.failed")
         latest = await ok(root, "get_audit_log", limit=1)
 
-    assert _steps(everything["records"])[-7:] == [
+    assert _steps(everything["records"])[-8:] == [
         ("api_key.created", "system"),
+        ("identity.registered", "system"),
         ("auth.token_issued", "alice"),
         ("auth.failed", "mallory"),
         ("session.created", "alice"),
@@ -76,6 +78,9 @@ async def test_the_audit_log_records_each_step_of_a_multi_agent_flow(
     record = in_session["records"][0]
     assert record["prev_hash"] != record["hash"]
     assert len(record["hash"]) == 64
+    assert (record["entity"], record["hash_version"]) == ("message", 2)
+    assert record["entity_id"] == record["target"]
+    assert len(record["digest"]) == 64
 
 
 async def test_the_log_can_be_narrowed_by_time_and_paged(
@@ -125,8 +130,11 @@ async def test_verify_audit_log_catches_an_edited_record(
     async with connect_client(app, tokens["root"], mode=mode) as root:
         intact = await ok(root, "verify_audit_log")
         assert intact["intact"] is True
-        assert intact["first_break"] is None
+        assert (intact["first_break"], intact["breaks"], intact["break_count"]) == (None, [], 0)
         assert intact["checked"] == intact["last_id"] > 5
+        # the bootstrap and team keys, alice's identity, the session, 2 messages, 1 memory
+        assert intact["rows_checked"] == 7
+        assert intact["anchor"] is None
         records = (await ok(root, "get_audit_log", session_id=session_id))["records"]
         alice_wrote = next(
             r for r in records if (r["event_type"], r["agent_id"]) == ("message.added", "alice")
@@ -141,8 +149,11 @@ async def test_verify_audit_log_catches_an_edited_record(
         assert report["intact"] is False
         assert report["first_break"] == {
             "record_id": alice_wrote["id"],
-            "reason": "its content was changed",
+            "reason": "its content was changed (its hash does not verify with the audit key)",
+            "entity": None,
+            "entity_id": None,
         }
+        assert report["breaks"] == [report["first_break"]]
         assert report["checked"] == alice_wrote["id"] - 1
 
 

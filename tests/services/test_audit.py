@@ -1,13 +1,18 @@
-"""The audit service: admin-only log and verification, activity summaries by window."""
+"""The audit service: admin-only log and verification, activity summaries by window, the
+audit key and the anchor kept outside the database."""
 
 from __future__ import annotations
 
+import json
+import logging
+import stat
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from shared_context_server.app import App
+from shared_context_server.app import App, running_app
 from shared_context_server.clock import FakeClock
 from shared_context_server.domain.audit import AuditRecord
 from shared_context_server.domain.principal import Principal
@@ -17,9 +22,16 @@ from shared_context_server.errors import (
     PermissionDeniedError,
 )
 from shared_context_server.services.audit import verify_chain
+from shared_context_server.storage.audit_files import AuditKeyError
 from shared_context_server.storage.tables import audit_log
+from tests.conftest import make_settings
 
 hour = timedelta(hours=1)
+
+
+def key_of(app: App) -> bytes:
+    assert app.store.audit_key is not None
+    return app.store.audit_key
 
 
 async def everything(app: App, admin: Principal) -> list[AuditRecord]:
@@ -102,7 +114,7 @@ async def test_an_intact_chain_verifies_and_the_check_is_audited(
     assert report.last_id == before[-2].id
     assert before[-1].event_type == "audit.verified"
     assert before[-1].metadata["intact"] is True
-    assert (await verify_chain(app.store, batch=2)).intact
+    assert (await verify_chain(app.store, key_of(app), app.clock.now())).intact
 
 
 async def test_verification_reports_the_first_edited_record(
@@ -186,3 +198,95 @@ async def test_an_admin_summary_is_audited_and_a_self_summary_is_not(
     assert [a.agent_id for a in summary.agents] == ["alice"]
     events = [r.event_type for r in await everything(app, admin)]
     assert events.count("audit.summary_read") == 1
+
+
+async def test_the_audit_key_is_kept_in_the_data_directory_for_the_owner_only(
+    app: App, tmp_path: Path
+) -> None:
+    path = app.settings.data_dir / "audit_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert key_of(app) == path.read_text().strip().encode()
+    assert len(key_of(app)) >= 32
+    configured = make_settings(tmp_path / "other", audit={"key": "s" * 40})
+    async with running_app(configured, background=False) as other:
+        assert key_of(other) == b"s" * 40
+    assert not (tmp_path / "other" / "audit_key").exists()
+    with pytest.raises(AuditKeyError, match="at least 32"):
+        await running_app(make_settings(tmp_path / "short", audit={"key": "short"})).__aenter__()
+
+
+def _anchor_file(app: App) -> dict[str, object]:
+    data: dict[str, object] = json.loads((app.settings.data_dir / "audit_anchor").read_text())
+    return data
+
+
+async def test_the_head_is_anchored_outside_the_database_and_never_moves_back(
+    fake_clock_app: App, alice: Principal, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = fake_clock_app
+    session = await app.sessions.create(alice, "work")
+    with caplog.at_level(logging.INFO, logger="shared_context_server.services.audit"):
+        anchored = await app.audit.anchor_head()
+    assert anchored is not None
+    head = await app.store.audit_head()
+    assert head == (anchored.id, anchored.hash)
+    assert _anchor_file(app) == {
+        "id": anchored.id,
+        "hash": anchored.hash,
+        "at": app.clock.now().isoformat(),
+    }
+    path = app.settings.data_dir / "audit_anchor"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [r.getMessage() for r in caplog.records] == [
+        f"audit head anchored: #{anchored.id} {anchored.hash}"
+    ]
+    assert await app.audit.anchor_head() is None  # nothing new
+
+    # another process sharing the database anchored a newer head: ours is older, kept out
+    newer = {"id": anchored.id + 10, "hash": "e" * 64, "at": "2026-01-01T00:00:00+00:00"}
+    path.write_text(json.dumps(newer))
+    await app.messages.add(alice, session.id, "one more")
+    assert await app.audit.anchor_head() is None
+    assert _anchor_file(app) == newer
+
+
+async def test_the_maintenance_sweep_anchors_the_head_after_its_own_records(
+    fake_clock_app: App, clock: FakeClock, alice: Principal
+) -> None:
+    app = fake_clock_app
+    await app.sessions.create(alice, "idle")
+    clock.advance(8 * 24 * 3600)
+    report = await app.maintenance.sweep()
+    assert len(report.sessions_archived) == 1
+    head = await app.store.audit_head()
+    assert head is not None
+    assert (_anchor_file(app)["id"], _anchor_file(app)["hash"]) == head  # archive included
+
+
+async def test_verification_checks_the_anchor_and_reports_an_unreadable_one(
+    app: App, alice: Principal, admin: Principal
+) -> None:
+    await app.sessions.create(alice, "work")
+    anchored = await app.audit.anchor_head()
+    report = await app.audit.verify(admin)
+    assert report.intact
+    assert report.anchor == anchored
+    (app.settings.data_dir / "audit_anchor").write_text("not json")
+    report = await app.audit.verify(admin)
+    assert not report.intact
+    assert report.broken is not None
+    assert report.broken.reason.startswith("the anchor cannot be read")
+
+
+async def test_a_verification_that_finds_breaks_records_the_first(
+    app: App, alice: Principal, admin: Principal
+) -> None:
+    session = await app.sessions.create(alice, "work")
+    with app.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sessions SET purpose = 'forged'"))
+    report = await app.audit.verify(admin)
+    assert (report.break_count, report.rows_checked) == (1, 2)  # the session and the key
+    latest = (await app.audit.get_log(admin, limit=1)).records[0]
+    assert latest.metadata["entity"] == "session"
+    assert latest.metadata["entity_id"] == session.id
+    assert latest.metadata["breaks"] == 1

@@ -24,6 +24,9 @@ from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.tables import metadata
 from tests.conftest import BACKENDS, _create_schema, _drop_schema
 
+# The audit key of the stores opened here (an app's comes from its settings).
+TEST_AUDIT_KEY = b"storage-tests-audit-key-" + b"k" * 16
+
 
 @pytest.fixture(scope="session")
 def migrated_postgres(postgres_server: str) -> Iterator[tuple[str, sa.Engine]]:
@@ -76,7 +79,9 @@ async def open_store(database_url: str) -> AsyncIterator[Callable[[], SqlStore]]
     opened: list[SqlStore] = []
 
     def open_one() -> SqlStore:
-        store = SqlStore(create_engine(database_url, busy_timeout_ms=10_000))
+        store = SqlStore(
+            create_engine(database_url, busy_timeout_ms=10_000), audit_key=TEST_AUDIT_KEY
+        )
         opened.append(store)
         return store
 

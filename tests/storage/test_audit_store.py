@@ -1,9 +1,13 @@
-"""The audit trail in storage: filters, the chain in batches, summaries, concurrent appends."""
+"""The audit trail in storage: the keyed chain in batches, the digest of the row each
+audited write leaves, verification from one snapshot, resealing an unkeyed chain, filters,
+summaries, concurrent appends."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 import anyio
 import pytest
@@ -11,16 +15,30 @@ import sqlalchemy as sa
 
 from shared_context_server.domain.audit import (
     GENESIS_HASH,
+    HASH_VERSION,
+    LEGACY_HASH_VERSION,
     AuditEvent,
     AuditQuery,
     AuditRecord,
-    first_break,
+    legacy_record_hash,
+    memory_entity_id,
+    row_digest,
+    system_audit,
 )
+from shared_context_server.domain.audit_verify import ChainReport, TrailVerifier, first_break
+from shared_context_server.domain.models import Visibility
 from shared_context_server.errors import SessionNotFoundError
+from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import SessionChanges
-from shared_context_server.storage.tables import audit_log
-from tests.storage.factories import at, make_session
+from shared_context_server.storage.store import MemoryWrite, SessionChanges
+from shared_context_server.storage.tables import (
+    agent_memory,
+    audit_log,
+    messages,
+    sessions,
+)
+from tests.storage.conftest import TEST_AUDIT_KEY as KEY
+from tests.storage.factories import at, make_session, new_message
 
 
 def event(
@@ -57,7 +75,7 @@ async def test_appended_events_form_a_chain_that_verifies(store: SqlStore) -> No
     assert all(b.prev_hash == a.hash for a, b in pairwise(records))
     assert records[2].metadata == {"n": 2, "text": "héllo"}
     assert records[2].created_at == at(2)
-    assert first_break(records) is None
+    assert first_break(records, KEY) is None
 
 
 async def test_an_audit_record_is_written_with_its_change_or_not_at_all(store: SqlStore) -> None:
@@ -103,7 +121,7 @@ async def test_an_audited_read_records_itself_after_the_page_it_read(store: SqlS
     assert [r.event_type for r in page] == ["message.added"]
     records = await whole_chain(store)
     assert [r.event_type for r in records] == ["message.added", "audit.read"]
-    assert first_break(records) is None
+    assert first_break(records, KEY) is None
 
 
 async def test_activity_is_summarised_per_agent_within_the_window(store: SqlStore) -> None:
@@ -158,7 +176,7 @@ async def test_many_concurrent_appends_still_form_one_valid_chain(
     records = await whole_chain(stores[1], batch=50)
     assert len(records) == tasks * per_task
     assert [r.id for r in records] == list(range(1, tasks * per_task + 1))
-    assert first_break(records) is None
+    assert first_break(records, KEY) is None
 
 
 async def test_an_edited_or_deleted_record_breaks_the_chain_there(store: SqlStore) -> None:
@@ -166,16 +184,301 @@ async def test_an_edited_or_deleted_record_breaks_the_chain_there(store: SqlStor
         await store.append_audit(event(seconds=i, n=i))
     with store.engine.begin() as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.id == 3).values(agent_id="mallory"))
-    broken = first_break(await whole_chain(store))
+    broken = first_break(await whole_chain(store), KEY)
     assert broken is not None
-    assert (broken.record_id, broken.reason) == (3, "its content was changed")
+    assert broken.record_id == 3
+    assert broken.reason.startswith("its content was changed")
 
     with store.engine.begin() as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.id == 3).values(agent_id="alice"))
-    assert first_break(await whole_chain(store)) is None
+    assert first_break(await whole_chain(store), KEY) is None
     with store.engine.begin() as conn:
         conn.execute(sa.delete(audit_log).where(audit_log.c.id == 4))
-    broken = first_break(await whole_chain(store))
+    broken = first_break(await whole_chain(store), KEY)
     assert broken is not None
     assert broken.record_id == 4
     assert "missing" in broken.reason
+
+
+async def verify(store: SqlStore, now_seconds: float = 0) -> ChainReport:
+    verifier = TrailVerifier(KEY, at(now_seconds))
+    await store.walk_audit_trail(verifier)
+    return verifier.report()
+
+
+def audited(event_type: str, seconds: float = 0) -> AuditEvent:
+    return event(event_type, seconds=seconds)
+
+
+async def test_records_are_keyed_version_2_and_name_the_row_they_changed(
+    store: SqlStore,
+) -> None:
+    session = make_session()
+    await store.create_session(session, audit=audited("session.created"))
+    message, _ = await store.add_message(
+        new_message(session.id, "héllo", metadata={"b": [1, 2.5], "a": None}),
+        at(1),
+        audit=audited("message.added", 1),
+    )
+    (created, added) = await whole_chain(store)
+    assert {created.hash_version, added.hash_version} == {HASH_VERSION}
+    assert (created.entity, created.entity_id) == ("session", session.id)
+    assert (added.entity, added.entity_id, added.target) == (
+        "message",
+        str(message.id),
+        str(message.id),
+    )
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(messages).where(messages.c.id == message.id)).one()
+    assert added.digest == row_digest("message", row._mapping)
+    # the unkeyed formula does not produce these hashes; a different key does not either
+    assert added.hash != legacy_record_hash(added.id, added.event(), added.prev_hash)
+    assert first_break(await whole_chain(store), b"another-key" * 4) is not None
+
+
+async def test_a_store_without_the_key_cannot_append_records(database_url: str) -> None:
+    keyless = SqlStore(create_engine(database_url))
+    try:
+        with pytest.raises(RuntimeError, match="no audit key"):
+            await keyless.append_audit(event())
+        assert await keyless.audit_records(0, 10) == []
+    finally:
+        await keyless.close()
+
+
+async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session, audit=audited("session.created"))
+    await store.update_session(
+        session.id,
+        SessionChanges(purpose="renamed", metadata={"n": 1}),
+        "alice",
+        at(1),
+        audit=audited("session.updated", 1),
+    )
+    first, _ = await store.add_message(new_message(session.id, "one"), at(2), audit=audited("m"))
+    await store.add_message(
+        new_message(session.id, "reply", parent_message_id=first.id, metadata={"x": "y"}),
+        at(3),
+        audit=audited("message.added", 3),
+    )
+    await store.set_visibility(
+        first.id, Visibility.PRIVATE, "alice", "oops", at(4), audit=audited("visibility", 4)
+    )
+    write = MemoryWrite("alice", session.id, "plan/step", {"v": [1, "two"]}, {"m": True})
+    await store.set_memory(write, at(5), audit=audited("memory.set", 5))
+    await store.set_memory(
+        MemoryWrite("alice", "", "gone", 1), at(6), audit=audited("memory.set", 6)
+    )
+    await store.delete_memory("alice", "", "gone", at(7), audit=audited("memory.deleted", 7))
+    other = make_session("bob")
+    await store.create_session(other, audit=audited("session.created", 8))
+    await store.archive_inactive_sessions(at(100), at(200))
+
+    report = await verify(store, 300)
+    assert report.intact, report.breaks
+    assert report.rows_checked == 5  # two sessions, two messages, one memory entry
+    records = await whole_chain(store)
+    assert report.checked == len(records) == 11
+    deleted = next(r for r in records if r.event_type == "memory.deleted")
+    assert (deleted.entity_id, deleted.digest) == (memory_entity_id("alice", "", "gone"), None)
+    archived = {r.entity_id for r in records if r.event_type == "session.archived"}
+    assert archived == {session.id, other.id}
+
+
+async def test_an_edited_row_differs_from_its_last_record(store: SqlStore) -> None:
+    session = make_session()
+    await store.create_session(session, audit=audited("session.created"))
+    message, _ = await store.add_message(new_message(session.id), at(1), audit=audited("m"))
+    await store.set_memory(MemoryWrite("alice", "", "k", 1), at(2), audit=audited("memory.set"))
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(messages).values(content="forged"))
+        conn.execute(sa.update(agent_memory).values(value=2))
+    report = await verify(store)
+    assert not report.intact
+    assert {(b.entity, b.entity_id) for b in report.breaks} == {
+        ("message", str(message.id)),
+        ("memory", "alice//k"),
+    }
+    assert all("changed behind the server's back" in b.reason for b in report.breaks)
+
+
+async def test_expired_memory_may_vanish_without_a_record_but_nothing_else_may(
+    store: SqlStore,
+) -> None:
+    expiring = MemoryWrite("alice", "", "short", 1, expires_at=at(60))
+    await store.set_memory(expiring, at(0), audit=audited("memory.set"))
+    await store.set_memory(MemoryWrite("alice", "", "kept", 1), at(0), audit=audited("memory.set"))
+    assert await store.purge_expired_memory(at(61)) == 1
+    assert (await verify(store, 61)).intact
+    # the record says the entry expired at 60: before then it could not have been purged
+    report = await verify(store, 30)
+    assert [(b.entity_id, b.reason) for b in report.breaks] == [
+        ("alice//short", "is missing: deleted behind the server's back")
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(agent_memory).where(agent_memory.c.key == "kept"))
+    assert [b.entity_id for b in (await verify(store, 61)).breaks] == ["alice//kept"]
+
+
+async def test_verification_reads_one_snapshot_while_others_write(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    writer, checker = open_store(), open_store()
+    session = make_session()
+    await writer.create_session(session, audit=audited("session.created"))
+    reports: list[ChainReport] = []
+
+    async def write() -> None:
+        for i in range(60):
+            await writer.add_message(new_message(session.id, f"m{i}"), at(i), audit=audited("m"))
+
+    async def check() -> None:
+        for _ in range(6):
+            reports.append(await verify(checker, 100))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        tg.start_soon(check)
+    assert [r.breaks for r in reports if not r.intact] == []
+    assert (await verify(checker, 100)).rows_checked == 61
+
+
+async def _write_legacy_chain(store: SqlStore, count: int) -> None:
+    """Records hashed the way they were before migration 0004, with rows they changed."""
+    session = make_session()
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(sessions).values(**_session_values(session)))
+        prev = GENESIS_HASH
+        for i in range(1, count + 1):
+            legacy = system_audit("message.added", at(i), session_id=session.id, n=i)
+            digest = legacy_record_hash(i, legacy, prev)
+            conn.execute(
+                sa.insert(audit_log).values(
+                    id=i,
+                    event_type=legacy.event_type,
+                    agent_id=legacy.agent_id,
+                    agent_type=legacy.agent_type,
+                    session_id=legacy.session_id,
+                    target=None,
+                    metadata=legacy.metadata,
+                    created_at=legacy.at,
+                    prev_hash=prev,
+                    hash=digest,
+                    hash_version=LEGACY_HASH_VERSION,
+                )
+            )
+            conn.execute(sa.insert(messages).values(**_message_values(session.id, f"old {i}")))
+            prev = digest
+
+
+def _session_values(session: Any) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "purpose": session.purpose,
+        "created_by": session.created_by,
+        "status": session.status.value,
+        "metadata": {},
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "last_activity_at": session.last_activity_at,
+    }
+
+
+def _message_values(session_id: str, content: str) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "sender": "alice",
+        "sender_type": "claude",
+        "content": content,
+        "metadata": {},
+        "message_type": "message",
+        "visibility": "public",
+        "created_at": at(0),
+    }
+
+
+async def test_an_intact_unkeyed_chain_is_resealed_and_its_rows_baselined(
+    store: SqlStore,
+) -> None:
+    await _write_legacy_chain(store, 5)
+    assert await store.has_legacy_audit()
+    assert not (await verify(store)).intact  # unkeyed: not trusted as it is
+    done = await store.reseal_legacy_audit(at(10))
+    assert done is not None
+    assert (done.resealed, done.baselined) == (5, 6)  # one session and five messages
+    assert not await store.has_legacy_audit()
+    records = await whole_chain(store)
+    assert {r.hash_version for r in records} == {HASH_VERSION}
+    assert [r.metadata.get("n") for r in records[:5]] == [1, 2, 3, 4, 5]  # content kept
+    assert {r.event_type for r in records[5:]} == {"audit.baselined"}
+    report = await verify(store)
+    assert report.intact, report.breaks
+    assert (report.checked, report.rows_checked) == (11, 6)
+    assert await store.reseal_legacy_audit(at(11)) is None  # nothing unkeyed is left
+
+
+async def test_an_unkeyed_chain_that_does_not_verify_is_left_alone(store: SqlStore) -> None:
+    await _write_legacy_chain(store, 4)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(audit_log).where(audit_log.c.id == 3).values(agent_id="mallory"))
+    before = await whole_chain(store)
+    assert await store.reseal_legacy_audit(at(10)) is None
+    assert await whole_chain(store) == before
+    broken = (await verify(store)).broken
+    assert broken is not None
+    assert broken.record_id == 3  # where the unkeyed chain breaks
+    assert broken.reason.startswith("its content was changed")
+
+
+async def test_unkeyed_records_after_keyed_ones_are_never_resealed(store: SqlStore) -> None:
+    await _write_legacy_chain(store, 2)
+    assert await store.reseal_legacy_audit(at(3)) is not None
+    await store.append_audit(event(seconds=4))
+    with store.engine.begin() as conn:  # a keyed record downgraded and rehashed unkeyed
+        last = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc())).first()
+        assert last is not None
+        forged = AuditRecord(**{**_record_fields(last), "hash_version": 1})
+        conn.execute(
+            sa.update(audit_log)
+            .where(audit_log.c.id == last.id)
+            .values(
+                hash_version=1,
+                hash=legacy_record_hash(last.id, forged.event(), last.prev_hash),
+            )
+        )
+    assert not await store.has_legacy_audit()
+    assert await store.reseal_legacy_audit(at(5)) is None
+    broken = (await verify(store)).broken
+    assert broken is not None
+    assert broken.record_id == last.id
+    assert "unkeyed" in broken.reason
+
+
+def _record_fields(row: Any) -> dict[str, Any]:
+    names = [
+        "id",
+        "event_type",
+        "agent_id",
+        "agent_type",
+        "session_id",
+        "target",
+        "metadata",
+        "created_at",
+        "prev_hash",
+        "hash",
+        "entity",
+        "entity_id",
+        "digest",
+        "hash_version",
+    ]
+    return {name: getattr(row, name) for name in names}
+
+
+async def test_the_head_is_the_newest_record(store: SqlStore) -> None:
+    assert await store.audit_head() is None
+    await store.append_audit(event())
+    await store.append_audit(event(seconds=1))
+    records = await whole_chain(store)
+    assert await store.audit_head() == (2, records[-1].hash)
+    assert timedelta(0) < records[-1].created_at - records[0].created_at

@@ -1,7 +1,9 @@
 """``scs audit verify`` and ``scs audit tail``: the audit trail, offline.
 
 Both read the configured database directly (no server, no migrations, no writes), so they
-also work on a copy of the database or while the server is down.
+also work on a copy of the database or while the server is down. Verifying needs the audit
+key (``SCS_AUDIT_KEY`` or the data directory's ``audit_key``) and checks the chain against
+the anchor file when there is one.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ import anyio
 import sqlalchemy as sa
 import typer
 
+from shared_context_server.clock import SystemClock
 from shared_context_server.config import Settings
-from shared_context_server.domain.audit import AuditQuery, ChainReport
-from shared_context_server.services.audit import verify_chain
+from shared_context_server.domain.audit import AuditQuery
+from shared_context_server.domain.audit_verify import ChainBreak, ChainReport
+from shared_context_server.services.audit import read_anchor, verify_chain, with_break
+from shared_context_server.storage.audit_files import (
+    AnchorFile,
+    AuditKeyError,
+    anchor_path_for,
+    audit_key_for,
+)
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 
@@ -34,18 +44,34 @@ def _open_store(settings: Settings) -> SqlStore:
     return SqlStore(create_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms))
 
 
-def _describe(report: ChainReport) -> str:
-    if report.broken is not None:
-        return (
-            f"audit trail BROKEN at record #{report.broken.record_id}: {report.broken.reason} "
-            f"({report.checked} records verified before it)"
-        )
-    if report.last_id is None:
-        return "audit trail is empty: nothing to verify"
-    return (
-        f"audit trail intact: {report.checked} records verified; "
-        f"newest #{report.last_id} {report.last_hash}"
-    )
+def _where(problem: ChainBreak) -> str:
+    where = [f"record #{problem.record_id}"] if problem.record_id is not None else []
+    if problem.entity is not None:
+        where.append(f"{problem.entity} {problem.entity_id}")
+    return " ".join(where) or "the trail"
+
+
+def _describe(report: ChainReport) -> list[str]:
+    first = report.broken
+    if first is None:
+        if report.last_id is None:
+            return ["audit trail is empty and so is the database: nothing to verify"]
+        anchor = report.anchor
+        against = f"; the anchored head #{anchor.id} is in it" if anchor else ""
+        return [
+            f"audit trail intact: {report.checked} records verified, "
+            f"{report.rows_checked} rows match their records{against}; "
+            f"newest #{report.last_id} {report.last_hash}"
+        ]
+    lines = [
+        f"audit trail BROKEN at {_where(first)}: {first.reason} "
+        f"({report.checked} records verified, {report.rows_checked} rows compared; "
+        f"{report.break_count} problem(s))"
+    ]
+    lines += [f"  also {_where(b)}: {b.reason}" for b in report.breaks[1:]]
+    if report.break_count > len(report.breaks):
+        lines.append(f"  ... and {report.break_count - len(report.breaks)} more")
+    return lines
 
 
 def _unreadable(exc: sa.exc.SQLAlchemyError) -> typer.Exit:
@@ -55,13 +81,33 @@ def _unreadable(exc: sa.exc.SQLAlchemyError) -> typer.Exit:
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Verify the hash chain: exit 0 if intact, 1 if a record was edited or deleted."""
+def audit_verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            help="The anchor file to check the chain against "
+            "(default: SCS_AUDIT_ANCHOR_PATH or the data directory's audit_anchor)"
+        ),
+    ] = None,
+) -> None:
+    """Verify the keyed hash chain, the anchor and every audited row: exit 0 if intact,
+    1 if a record or a row was edited, inserted or deleted."""
+    settings = Settings()
+    if anchor is not None and not anchor.exists():
+        typer.echo(f"error: no anchor file at {anchor}", err=True)
+        raise typer.Exit(2)
+    store = _open_store(settings)
+    try:
+        key = audit_key_for(settings, create=False)
+    except AuditKeyError as exc:
+        store.engine.dispose()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    anchored, problem = read_anchor(AnchorFile(anchor or anchor_path_for(settings)))
 
     async def main() -> ChainReport:
-        store = _open_store(Settings())
         try:
-            return await verify_chain(store)
+            return await verify_chain(store, key, SystemClock().now(), anchored)
         finally:
             await store.close()
 
@@ -69,7 +115,10 @@ def audit_verify() -> None:
         report = anyio.run(main)
     except sa.exc.SQLAlchemyError as exc:
         raise _unreadable(exc) from exc
-    typer.echo(_describe(report))
+    if problem is not None:
+        report = with_break(report, problem)
+    for line in _describe(report):
+        typer.echo(line)
     if not report.intact:
         raise typer.Exit(1)
 
@@ -96,6 +145,9 @@ def audit_tail(
                 "session_id": record.session_id,
                 "target": record.target,
                 "metadata": record.metadata,
+                "entity": record.entity,
+                "entity_id": record.entity_id,
+                "digest": record.digest,
             }
             typer.echo(json.dumps(row, ensure_ascii=False))
 

@@ -1,15 +1,21 @@
-"""The audit trail's records and the hash chain that makes edits and deletions detectable.
+"""The audit trail's records, the digests of the rows they changed, and the keyed hash
+chain that makes edits, deletions and rewrites detectable.
 
-Each record's hash covers its own fields, its id and the previous record's hash, so
-changing or removing any record breaks the chain at the next one (and ids must be
-consecutive, so removing the last records of a run shows as a gap when more follow).
+Each record's hash is an HMAC-SHA256, with a server secret kept apart from the database,
+of its own fields, its id, the digest of the data row it changed and the previous record's
+hash: changing, removing or inserting a record breaks the chain there, and nobody without
+the key can rehash the rest. Records written before the chain was keyed (hash version 1,
+plain SHA-256) are resealed under the key on the first start that finds them intact
+(``LegacyResealer``). Verification (``domain/audit_verify.py``) then compares every stored
+row with the digest its latest record holds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -17,8 +23,14 @@ from typing import Any
 
 from shared_context_server.domain.principal import Principal
 
+# A data row by column name: a dict of the values written, or a row read back.
+Row = Mapping[Any, Any]
+
 GENESIS_HASH = "0" * 64
 SYSTEM_AGENT = "system"
+# hash_version of a record: 1, plain SHA-256 (before migration 0004); 2, HMAC-SHA256.
+LEGACY_HASH_VERSION = 1
+HASH_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +50,7 @@ class AuditEvent:
     entity_id: str | None = None
     digest: str | None = None
 
-    def of_row(self, entity: str, entity_id: str, row: Mapping[str, Any] | None) -> AuditEvent:
+    def of_row(self, entity: str, entity_id: str, row: Row | None) -> AuditEvent:
         """This event, naming the row it changed (None: the row was deleted)."""
         digest = None if row is None else row_digest(entity, row)
         return replace(self, entity=entity, entity_id=entity_id, digest=digest)
@@ -85,6 +97,12 @@ DIGEST_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def memory_entity_id(agent_id: str, scope: str, key: str) -> str:
+    """A memory entry's entity id: ``agent_id/scope/key`` (scope "" for global memory).
+    Agent and session ids hold no ``/``, so the key may."""
+    return f"{agent_id}/{scope}/{key}"
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
@@ -95,7 +113,7 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def row_digest(entity: str, row: Mapping[str, Any]) -> str:
+def row_digest(entity: str, row: Row) -> str:
     """SHA-256 of the audited columns of a row, as written or as read back."""
     body = json.dumps(
         [entity, *(_canonical(row[name]) for name in DIGEST_FIELDS[entity])],
@@ -119,6 +137,25 @@ class AuditRecord:
     created_at: datetime
     prev_hash: str
     hash: str
+    entity: str | None = None
+    entity_id: str | None = None
+    digest: str | None = None
+    hash_version: int = HASH_VERSION
+
+    def event(self) -> AuditEvent:
+        """The event this record holds, as it was hashed."""
+        return AuditEvent(
+            self.event_type,
+            self.agent_id,
+            self.agent_type,
+            self.created_at,
+            self.session_id,
+            self.target,
+            self.metadata,
+            self.entity,
+            self.entity_id,
+            self.digest,
+        )
 
 
 def audit(
@@ -153,8 +190,40 @@ def system_audit(
     return AuditEvent(event_type, SYSTEM_AGENT, SYSTEM_AGENT, at, session_id, target, metadata)
 
 
-def record_hash(record_id: int, event: AuditEvent, prev_hash: str) -> str:
-    body = json.dumps(
+def _body(fields: list[Any]) -> bytes:
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
+
+
+def record_hash(key: bytes, record_id: int, event: AuditEvent, prev_hash: str) -> str:
+    """The keyed hash (version 2) of a record: HMAC-SHA256 with the audit key over the
+    version, id, every field of the event (the changed row's entity, id and digest too)
+    and the previous record's hash."""
+    body = _body(
+        [
+            HASH_VERSION,
+            record_id,
+            event.event_type,
+            event.agent_id,
+            event.agent_type,
+            event.session_id,
+            event.target,
+            event.metadata,
+            _canonical(event.at),
+            event.entity,
+            event.entity_id,
+            event.digest,
+            prev_hash,
+        ]
+    )
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def legacy_record_hash(record_id: int, event: AuditEvent, prev_hash: str) -> str:
+    """The unkeyed hash (version 1) of records written before migration 0004: anyone
+    with the database can recompute it, so it is only read, to reseal an old chain."""
+    body = _body(
         [
             record_id,
             event.event_type,
@@ -165,75 +234,46 @@ def record_hash(record_id: int, event: AuditEvent, prev_hash: str) -> str:
             event.metadata,
             event.at.isoformat(),
             prev_hash,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
+        ]
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.sha256(body).hexdigest()
+
+
+class LegacyResealer:
+    """Reseals a version-1 chain under the key, record by record in id order, as long as
+    it verifies with the old unkeyed hash from the first record on."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._old_hash = GENESIS_HASH
+        self._new_hash = GENESIS_HASH
+        self._next_id = 1
+
+    def reseal(self, record: AuditRecord) -> AuditRecord | None:
+        """``record`` sealed under the key and linked to the resealed one before it; None
+        if it does not verify as the next record of an intact version-1 chain."""
+        event = record.event()
+        if (
+            record.hash_version != LEGACY_HASH_VERSION
+            or record.id != self._next_id
+            or record.prev_hash != self._old_hash
+            or legacy_record_hash(record.id, event, record.prev_hash) != record.hash
+        ):
+            return None
+        sealed = record_hash(self._key, record.id, event, self._new_hash)
+        resealed = replace(record, prev_hash=self._new_hash, hash=sealed, hash_version=HASH_VERSION)
+        self._old_hash, self._new_hash, self._next_id = record.hash, sealed, record.id + 1
+        return resealed
 
 
 @dataclass(frozen=True, slots=True)
-class ChainBreak:
-    record_id: int
-    reason: str
+class Reseal:
+    """What resealing an unkeyed chain did: records resealed under the key, and records
+    appended for the rows that existed then (``audit.baselined``: no old record names a
+    row, so without them every row would look written behind the server's back)."""
 
-
-class ChainVerifier:
-    """Checks records one at a time, in id order, so a long chain can be read in batches."""
-
-    def __init__(self) -> None:
-        self.checked = 0
-        self.last: AuditRecord | None = None
-
-    def check(self, record: AuditRecord) -> ChainBreak | None:
-        """The break ``record`` reveals, if any; a verified record is counted and kept."""
-        prev_hash = self.last.hash if self.last else GENESIS_HASH
-        if self.last is not None and record.id != self.last.id + 1:
-            expected = self.last.id + 1
-            return ChainBreak(expected, f"records {expected}..{record.id - 1} are missing")
-        if record.prev_hash != prev_hash:
-            return ChainBreak(record.id, "does not link to the record before it")
-        event = AuditEvent(
-            record.event_type,
-            record.agent_id,
-            record.agent_type,
-            record.created_at,
-            record.session_id,
-            record.target,
-            record.metadata,
-        )
-        if record_hash(record.id, event, prev_hash) != record.hash:
-            return ChainBreak(record.id, "its content was changed")
-        self.checked += 1
-        self.last = record
-        return None
-
-
-def first_break(records: Iterable[AuditRecord]) -> ChainBreak | None:
-    """The first record (in id order) whose link or content does not verify, if any."""
-    verifier = ChainVerifier()
-    for record in records:
-        if (broken := verifier.check(record)) is not None:
-            return broken
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    """The outcome of verifying the whole chain. ``checked`` counts the records that
-    verified before the break (all of them when intact); the last verified record's id
-    and hash let an operator notice later truncation of the tail, which no chain can."""
-
-    checked: int
-    broken: ChainBreak | None
-    last_id: int | None
-    last_hash: str | None
-
-    @property
-    def intact(self) -> bool:
-        return self.broken is None
+    resealed: int
+    baselined: int
 
 
 @dataclass(frozen=True, slots=True)

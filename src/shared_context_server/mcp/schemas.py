@@ -170,6 +170,12 @@ class AuditRecordOut(Out):
     target: OptionalStr
     metadata: dict[str, Any]
     created_at: datetime
+    # The data row the record changed (kind, id, digest of the row after it; a null
+    # digest with an entity: the row was deleted), and the hash's version (2: keyed).
+    entity: OptionalStr = None
+    entity_id: OptionalStr = None
+    digest: OptionalStr = None
+    hash_version: int = 2
     prev_hash: str
     hash: str
 
@@ -182,17 +188,33 @@ class AuditLogResult(Ok):
     next_before_id: OptionalInt
 
 
-class ChainBreakOut(BaseModel):
-    record_id: int
+class ChainBreakOut(Out):
+    # The record of the chain, or the data row (entity kind and id), that is wrong.
+    record_id: OptionalInt = None
     reason: str
+    entity: OptionalStr = None
+    entity_id: OptionalStr = None
+
+
+class AnchorOut(Out):
+    id: int
+    hash: str
+    at: datetime
 
 
 class AuditVerifyResult(Ok):
     intact: bool
+    # Records verified (all when intact) and audited rows compared with their records.
     checked: int
-    first_break: ChainBreakOut | None
-    last_id: OptionalInt
-    last_hash: OptionalStr
+    rows_checked: int = 0
+    first_break: ChainBreakOut | None = None
+    # What is wrong, at most 50 of break_count.
+    breaks: list[ChainBreakOut] = []
+    break_count: int = 0
+    last_id: OptionalInt = None
+    last_hash: OptionalStr = None
+    # The head anchored outside the database that the chain was checked against.
+    anchor: AnchorOut | None = None
 
 
 class AgentActivityOut(Out):

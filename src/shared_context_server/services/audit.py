@@ -1,14 +1,19 @@
-"""The audit trail's readers: the log (admin), chain verification (admin) and per-agent
-activity summaries (an admin for anyone, everyone else for themselves).
+"""The audit trail's readers: the log (admin), verification (admin) and per-agent
+activity summaries (an admin for anyone, everyone else for themselves); and its upkeep:
+resealing an old unkeyed chain on start, anchoring the newest head outside the database.
 
 Reading the log, verifying it and an admin's summary are themselves audited.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
+
+import anyio
 
 from shared_context_server.clock import Clock
 from shared_context_server.config import Limits
@@ -17,10 +22,13 @@ from shared_context_server.domain.audit import (
     AgentActivity,
     AuditQuery,
     AuditRecord,
+    audit,
+)
+from shared_context_server.domain.audit_verify import (
+    Anchor,
     ChainBreak,
     ChainReport,
-    ChainVerifier,
-    audit,
+    TrailVerifier,
 )
 from shared_context_server.domain.limits import check_page
 from shared_context_server.domain.models import Permission
@@ -28,7 +36,7 @@ from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError
 from shared_context_server.storage.store import Store
 
-VERIFY_BATCH = 1_000
+logger = logging.getLogger(__name__)
 
 Window = Literal["1h", "24h", "7d", "30d"]
 WINDOWS: dict[str, timedelta] = {
@@ -58,27 +66,44 @@ class ActivitySummary:
     agents: list[AgentActivity]
 
 
-async def verify_chain(store: Store, batch: int = VERIFY_BATCH) -> ChainReport:
-    """Walk the whole chain in id order, ``batch`` records per read; no permission check
-    (the service checks; the offline CLI runs with the operator's database access)."""
-    verifier = ChainVerifier()
-    after = 0
-    while records := await store.audit_records(after, batch):
-        for record in records:
-            if (broken := verifier.check(record)) is not None:
-                return _report(verifier, broken)
-        after = records[-1].id
-    return _report(verifier, None)
+class AnchorStore(Protocol):
+    """Where the newest head is kept outside the database (``storage.audit_files``)."""
+
+    def read(self) -> Anchor | None:
+        """The anchored head (None: none yet); ValueError if it cannot be read."""
+        ...
+
+    def advance(self, anchor: Anchor) -> bool:
+        """Keep ``anchor`` if it is newer than the anchored head; whether it was."""
+        ...
 
 
-def _report(verifier: ChainVerifier, broken: ChainBreak | None) -> ChainReport:
-    last = verifier.last
-    return ChainReport(
-        checked=verifier.checked,
-        broken=broken,
-        last_id=last.id if last else None,
-        last_hash=last.hash if last else None,
+async def verify_chain(
+    store: Store, key: bytes, now: datetime, anchor: Anchor | None = None
+) -> ChainReport:
+    """Verify the chain with ``key``, against ``anchor`` if given, and every audited row
+    against its latest record, from one snapshot; no permission check (the service checks;
+    the offline CLI runs with the operator's database access)."""
+    verifier = TrailVerifier(key, now, anchor)
+    await store.walk_audit_trail(verifier)
+    return verifier.report()
+
+
+def with_break(report: ChainReport, problem: ChainBreak) -> ChainReport:
+    """``report`` with ``problem`` listed first."""
+    return dataclasses.replace(
+        report, breaks=(problem, *report.breaks), break_count=report.break_count + 1
     )
+
+
+def read_anchor(anchors: AnchorStore | None) -> tuple[Anchor | None, ChainBreak | None]:
+    """The anchored head, or the problem of an anchor file that cannot be read."""
+    if anchors is None:
+        return None, None
+    try:
+        return anchors.read(), None
+    except ValueError as exc:
+        return None, ChainBreak(None, f"the anchor cannot be read: {exc}")
 
 
 def _utc(value: datetime | None, field: str) -> datetime | None:
@@ -90,10 +115,20 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
 
 
 class AuditService:
-    def __init__(self, store: Store, clock: Clock, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        limits: Limits,
+        *,
+        key: bytes,
+        anchors: AnchorStore | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._limits = limits
+        self._key = key
+        self._anchors = anchors
 
     async def get_log(
         self,
@@ -135,9 +170,13 @@ class AuditService:
         return AuditPage(found[:limit], has_more=len(found) > limit)
 
     async def verify(self, principal: Principal) -> ChainReport:
-        """Check every link of the chain (admin only); the check itself is then audited."""
+        """Verify the chain, the anchor and the audited rows (admin only); the check
+        itself is then audited."""
         require(principal, Permission.ADMIN)
-        report = await verify_chain(self._store)
+        anchor, problem = read_anchor(self._anchors)
+        report = await verify_chain(self._store, self._key, self._clock.now(), anchor)
+        if problem is not None:
+            report = with_break(report, problem)
         broken = report.broken
         await self._store.append_audit(
             audit(
@@ -146,11 +185,60 @@ class AuditService:
                 self._clock.now(),
                 intact=report.intact,
                 checked=report.checked,
+                rows_checked=report.rows_checked,
+                breaks=report.break_count,
                 broken_at=broken.record_id if broken else None,
+                entity=broken.entity if broken else None,
+                entity_id=broken.entity_id if broken else None,
                 reason=broken.reason if broken else None,
             )
         )
         return report
+
+    async def reseal_legacy(self) -> None:
+        """On start: reseal an old unkeyed chain under the key if it verifies (and no
+        anchor says this database was keyed before); else leave it for verify to report."""
+        if not await self._store.has_legacy_audit():
+            return
+        anchor, problem = read_anchor(self._anchors)
+        if anchor is not None or problem is not None:
+            logger.error(
+                "the audit trail starts with unkeyed records although a keyed head was "
+                "anchored: not resealed; `scs audit verify` reports them"
+            )
+            return
+        done = await self._store.reseal_legacy_audit(self._clock.now())
+        if done is None:
+            logger.warning(
+                "the unkeyed audit records do not verify: left as they are; "
+                "`scs audit verify` reports where the chain breaks"
+            )
+            return
+        logger.info(
+            "audit trail resealed under the audit key: %d records, %d rows baselined",
+            done.resealed,
+            done.baselined,
+        )
+
+    async def anchor_head(self) -> Anchor | None:
+        """Write the newest head outside the database if it is newer than the anchored
+        one (one INFO line with its id and hash); the head written, if any."""
+        if self._anchors is None or (head := await self._store.audit_head()) is None:
+            return None
+        anchor = Anchor(head[0], head[1], self._clock.now())
+        if not await anyio.to_thread.run_sync(self._anchors.advance, anchor):
+            return None
+        logger.info("audit head anchored: #%d %s", anchor.id, anchor.hash)
+        return anchor
+
+    async def keep_anchored(self, interval: float) -> None:
+        """Anchor the head every ``interval`` seconds, until cancelled."""
+        while True:
+            try:
+                await self.anchor_head()
+            except Exception:
+                logger.exception("anchoring the audit head failed; retrying next interval")
+            await anyio.sleep(interval)
 
     async def activity_summary(
         self, principal: Principal, window: str = "24h", agent_id: str | None = None

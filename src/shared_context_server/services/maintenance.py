@@ -1,8 +1,10 @@
-"""Background work: purge expired memory, archive sessions nobody has touched in a while."""
+"""Background work: purge expired memory, archive sessions nobody has touched in a while,
+anchor the audit trail's newest head outside the database."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,12 +25,19 @@ class SweepReport:
 
 class MaintenanceService:
     def __init__(
-        self, store: Store, bus: EventBus, clock: Clock, *, archive_after_seconds: float
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        archive_after_seconds: float,
+        anchor: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
         self._archive_after = timedelta(seconds=archive_after_seconds)
+        self._anchor = anchor
 
     async def sweep(self) -> SweepReport:
         now = self._clock.now()
@@ -36,6 +45,8 @@ class MaintenanceService:
         events = await self._store.archive_inactive_sessions(now - self._archive_after, now)
         for event in events:
             self._bus.publish(event)
+        if self._anchor is not None:
+            await self._anchor()  # after the sweep's own records
         return SweepReport(purged, [event.session_id for event in events])
 
     async def run(self, interval: float) -> None:

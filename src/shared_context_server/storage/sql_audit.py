@@ -1,24 +1,97 @@
 """The audit trail: appended inside the transaction of each change (see SqlBase._write),
-read back by filters, in id order for verification, and summarised per agent."""
+read back by filters, in id order for verification (with every audited row, in one
+snapshot), resealed under the key when an old unkeyed chain is found, and summarised per
+agent."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from shared_context_server.domain.audit import (
+    LEGACY_HASH_VERSION,
     AgentActivity,
     AuditEvent,
     AuditQuery,
     AuditRecord,
+    LegacyResealer,
+    Reseal,
+    memory_entity_id,
+    system_audit,
 )
+from shared_context_server.domain.audit_verify import TrailVerifier
+from shared_context_server.storage import dialects
 from shared_context_server.storage.sql_base import SqlBase, threaded
-from shared_context_server.storage.tables import audit_log
+from shared_context_server.storage.tables import (
+    agent_identities,
+    agent_memory,
+    api_keys,
+    audit_log,
+    delegations,
+    messages,
+    sessions,
+)
 
 SESSION_CREATED = "session.created"
+# Records, and rows of an audited table, read per statement (messages may be long).
+BATCH = 1_000
+ROW_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Audited:
+    """An audited table: the entity kind its records name, the column it is read in order
+    of (unique), and the entity id of a row."""
+
+    entity: str
+    table: sa.Table
+    order: str
+    entity_id: Callable[[Any], str]
+
+
+AUDITED = (
+    _Audited("session", sessions, "id", lambda row: str(row.id)),
+    _Audited("message", messages, "id", lambda row: str(row.id)),
+    _Audited(
+        "memory", agent_memory, "id", lambda row: memory_entity_id(row.agent_id, row.scope, row.key)
+    ),
+    _Audited("api_key", api_keys, "name", lambda row: str(row.name)),
+    _Audited("identity", agent_identities, "agent_id", lambda row: str(row.agent_id)),
+    _Audited("delegation", delegations, "jti", lambda row: str(row.jti)),
+)
+
+
+def _rows(conn: sa.Connection, audited: _Audited) -> Iterator[sa.Row[Any]]:
+    """Every row of an audited table, in batches, in order of its unique column."""
+    order = audited.table.c[audited.order]
+    first = sa.select(audited.table).order_by(order).limit(ROW_BATCH)
+    after = first.where(order > sa.bindparam("after"))
+    rows = conn.execute(first).all()
+    while rows:
+        yield from rows
+        if len(rows) < ROW_BATCH:
+            return
+        rows = conn.execute(after, {"after": getattr(rows[-1], audited.order)}).all()
+
+
+def _chain(
+    conn: sa.Connection, where: sa.ColumnElement[bool] | None = None
+) -> Iterator[AuditRecord]:
+    """The chain in id order, in batches."""
+    col = audit_log.c
+    statement = sa.select(audit_log).where(col.id > sa.bindparam("after"))
+    if where is not None:
+        statement = statement.where(where)
+    statement = statement.order_by(col.id).limit(BATCH)
+    after = 0
+    while rows := conn.execute(statement, {"after": after}).all():
+        yield from (audit_record_of(row) for row in rows)
+        after = rows[-1].id
 
 
 def audit_record_of(row: sa.Row[Any]) -> AuditRecord:
@@ -33,6 +106,10 @@ def audit_record_of(row: sa.Row[Any]) -> AuditRecord:
         created_at=row.created_at,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        entity=row.entity,
+        entity_id=row.entity_id,
+        digest=row.digest,
+        hash_version=row.hash_version,
     )
 
 
@@ -65,6 +142,10 @@ def _in_window(
     return conditions
 
 
+class _LeaveAlone(Exception):
+    """The old chain does not verify: roll the reseal back."""
+
+
 class AuditRows(SqlBase):
     @threaded
     def append_audit(self, event: AuditEvent) -> None:
@@ -95,6 +176,109 @@ class AuditRows(SqlBase):
         )
         with self._read() as conn:
             return [audit_record_of(row) for row in conn.execute(statement)]
+
+    @threaded
+    def audit_head(self) -> tuple[int, str] | None:
+        """The newest record's id and hash (None: the trail is empty)."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(audit_log.c.id, audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+            ).first()
+        return None if row is None else (int(row.id), str(row.hash))
+
+    @threaded
+    def walk_audit_trail(self, verifier: TrailVerifier) -> None:
+        """Feed ``verifier`` the whole chain in id order and, unless the chain is broken,
+        every audited row, all from one snapshot: concurrent writes are either wholly in
+        (row and record) or wholly out."""
+        options: dict[str, Any] = dict(self._read_options)
+        if self.dialect == "postgresql":
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with self.engine.connect().execution_options(**options) as conn:
+            for record in _chain(conn):
+                if not verifier.record(record):
+                    return
+            for audited in AUDITED:
+                for row in _rows(conn, audited):
+                    verifier.row(audited.entity, audited.entity_id(row), row._mapping)
+
+    @threaded
+    def has_legacy_audit(self) -> bool:
+        """Whether the chain starts with records of the old unkeyed hash (version 1)."""
+        first = sa.select(audit_log.c.hash_version).order_by(audit_log.c.id).limit(1)
+        with self._read() as conn:
+            return bool(conn.execute(first).scalar() == LEGACY_HASH_VERSION)
+
+    @threaded
+    def reseal_legacy_audit(self, now: datetime) -> Reseal | None:
+        """Reseal an unkeyed (version 1) chain under the key, in one transaction, if it
+        verifies from its first record to its last and nothing keyed follows it; then
+        record a digest of every audited row (``audit.baselined``), since no old record
+        names one. None: the chain does not verify (it is left for verify to report)."""
+        assert self.audit_key is not None, "resealing needs the audit key"
+        resealer = LegacyResealer(self.audit_key)
+        update = (
+            sa.update(audit_log)
+            .where(audit_log.c.id == sa.bindparam("b_id"))
+            .values(
+                prev_hash=sa.bindparam("b_prev"),
+                hash=sa.bindparam("b_hash"),
+                hash_version=sa.bindparam("b_version"),
+            )
+        )
+        try:
+            with self._write() as conn:
+                dialects.serialise_audit(conn)
+                last: AuditRecord | None = None
+                batch: list[dict[str, Any]] = []
+                for record in _chain(conn):
+                    sealed = resealer.reseal(record)
+                    if sealed is None:
+                        raise _LeaveAlone
+                    last = sealed
+                    batch.append(
+                        {
+                            "b_id": sealed.id,
+                            "b_prev": sealed.prev_hash,
+                            "b_hash": sealed.hash,
+                            "b_version": sealed.hash_version,
+                        }
+                    )
+                    if len(batch) == BATCH:
+                        conn.execute(update, batch)
+                        batch = []
+                if last is None:
+                    raise _LeaveAlone
+                if batch:
+                    conn.execute(update, batch)
+                baselined = self._baseline(conn, last, now)
+        except _LeaveAlone:
+            return None
+        return Reseal(last.id, baselined)
+
+    def _baseline(self, conn: sa.Connection, head: AuditRecord, now: datetime) -> int:
+        """One ``audit.baselined`` record per audited row, chained after ``head``."""
+        record_id, prev_hash = head.id, head.hash
+        batch: list[dict[str, Any]] = []
+        insert = sa.insert(audit_log)
+        for audited in AUDITED:
+            for row in _rows(conn, audited):
+                entity_id = audited.entity_id(row)
+                expires = row._mapping.get("expires_at")
+                extra = {} if expires is None else {"expires_at": expires.isoformat()}
+                event = system_audit("audit.baselined", now, target=entity_id, **extra)
+                record_id += 1
+                values = self._sealed_audit(
+                    record_id, event.of_row(audited.entity, entity_id, row._mapping), prev_hash
+                )
+                prev_hash = values["hash"]
+                batch.append(values)
+                if len(batch) == BATCH:
+                    conn.execute(insert, batch)
+                    batch = []
+        if batch:
+            conn.execute(insert, batch)
+        return record_id - head.id
 
     @threaded
     def activity_summary(

@@ -18,7 +18,12 @@ import anyio
 import sqlalchemy as sa
 
 from shared_context_server.domain.access import ReadScope
-from shared_context_server.domain.audit import GENESIS_HASH, AuditEvent, record_hash
+from shared_context_server.domain.audit import (
+    GENESIS_HASH,
+    HASH_VERSION,
+    AuditEvent,
+    record_hash,
+)
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import (
     ApiKey,
@@ -195,8 +200,13 @@ def threaded(
 class SqlBase:
     """Connections, threads and the change feed shared by every table group."""
 
-    def __init__(self, engine: sa.Engine, *, max_threads: int = 8) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, max_threads: int = 8, audit_key: bytes | None = None
+    ) -> None:
         self.engine = engine
+        # The audit chain's HMAC key (kept apart from the database); without one the
+        # store can read but not append audit records.
+        self.audit_key = audit_key
         self.dialect = engine.dialect.name
         self.origin = uuid.uuid4().hex
         self._limiter = anyio.CapacityLimiter(max_threads)
@@ -332,21 +342,28 @@ class SqlBase:
         last = conn.execute(_LAST_AUDIT).first()
         prev_hash = last.hash if last else GENESIS_HASH
         record_id = last.id + 1 if last else 1
-        conn.execute(
-            _INSERT_AUDIT,
-            {
-                "id": record_id,
-                "event_type": event.event_type,
-                "agent_id": event.agent_id,
-                "agent_type": event.agent_type,
-                "session_id": event.session_id,
-                "target": event.target,
-                "metadata": event.metadata,
-                "created_at": event.at,
-                "prev_hash": prev_hash,
-                "hash": record_hash(record_id, event, prev_hash),
-            },
-        )
+        conn.execute(_INSERT_AUDIT, self._sealed_audit(record_id, event, prev_hash))
+
+    def _sealed_audit(self, record_id: int, event: AuditEvent, prev_hash: str) -> dict[str, Any]:
+        """The audit_log row of ``event`` as record ``record_id``, sealed with the key."""
+        if self.audit_key is None:
+            raise RuntimeError("this store has no audit key: it cannot append audit records")
+        return {
+            "id": record_id,
+            "event_type": event.event_type,
+            "agent_id": event.agent_id,
+            "agent_type": event.agent_type,
+            "session_id": event.session_id,
+            "target": event.target,
+            "metadata": event.metadata,
+            "created_at": event.at,
+            "entity": event.entity,
+            "entity_id": event.entity_id,
+            "digest": event.digest,
+            "hash_version": HASH_VERSION,
+            "prev_hash": prev_hash,
+            "hash": record_hash(self.audit_key, record_id, event, prev_hash),
+        }
 
     def _read(self) -> Any:
         return self.engine.connect().execution_options(**self._read_options)

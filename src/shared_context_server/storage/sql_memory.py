@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from shared_context_server.domain.audit import AuditEvent, system_audit
+from shared_context_server.domain.audit import AuditEvent, memory_entity_id, system_audit
 from shared_context_server.domain.models import (
     MemoryEntry,
 )
@@ -96,6 +96,19 @@ def _entry_from_json(data: dict[str, Any]) -> MemoryEntry:
     )
 
 
+def _sealed(
+    audit: AuditEvent, agent_id: str, scope: str, key: str, row: sa.Row[Any] | None
+) -> AuditEvent:
+    """The event naming the entry it left (None: deleted) and, for verification of a row
+    the expiry sweep removed without a record, the expiry it was given."""
+    entity_id = memory_entity_id(agent_id, scope, key)
+    if row is None:
+        return audit.of_row("memory", entity_id, None)
+    expires_at = None if row.expires_at is None else row.expires_at.isoformat()
+    event = replace(audit, metadata={**audit.metadata, "expires_at": expires_at})
+    return event.of_row("memory", entity_id, row._mapping)
+
+
 class MemoryRows(SqlBase):
     @threaded
     def set_memory(
@@ -141,7 +154,8 @@ class MemoryRows(SqlBase):
                 conn.execute(_overwrite(self.dialect), values)
             elif conn.execute(_insert_new(self.dialect), values).first() is None:
                 raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
-            entry = memory_of(conn.execute(_ENTRY, key).one())
+            row = conn.execute(_ENTRY, key).one()
+            entry = memory_of(row)
             self._remember(
                 conn,
                 w.agent_id,
@@ -152,7 +166,7 @@ class MemoryRows(SqlBase):
                 now,
             )
             if audit is not None:
-                self._append_audit(conn, audit)
+                self._append_audit(conn, _sealed(audit, w.agent_id, w.scope, w.key, row))
         return entry
 
     @threaded
@@ -191,12 +205,14 @@ class MemoryRows(SqlBase):
         self, agent_id: str, scope: str, key: str, now: datetime, *, audit: AuditEvent | None = None
     ) -> bool:
         col = agent_memory.c
-        with self._write(audit) as conn:
+        with self._write() as conn:
             result = conn.execute(
                 sa.delete(agent_memory).where(
                     col.agent_id == agent_id, col.scope == scope, col.key == key
                 )
             )
+            if audit is not None:
+                self._append_audit(conn, _sealed(audit, agent_id, scope, key, None))
         return bool(result.rowcount)
 
     @threaded

@@ -200,8 +200,10 @@ class MessageRows(SqlBase):
                 now,
             )
             if audit is not None:
-                # The message's id is known only now.
-                self._append_audit(conn, replace(audit, target=str(message.id)))
+                # The message's id is known only now; the digest is of the values written.
+                values["id"] = message.id
+                sealed = replace(audit, target=str(message.id))
+                self._append_audit(conn, sealed.of_row("message", str(message.id), values))
         return message, event
 
     @threaded
@@ -215,7 +217,7 @@ class MessageRows(SqlBase):
         *,
         audit: AuditEvent | None = None,
     ) -> tuple[Message, ChangeEvent]:
-        with self._write(audit) as conn:
+        with self._write() as conn:
             row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
             if row is None:
                 raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
@@ -238,6 +240,9 @@ class MessageRows(SqlBase):
                 after,
                 payload,
             )
+            if audit is not None:
+                changed = {**row._mapping, "visibility": visibility.value}
+                self._append_audit(conn, audit.of_row("message", str(message_id), changed))
         return after, event
 
     @threaded

@@ -37,19 +37,20 @@ class SessionRows(SqlBase):
     def create_session(
         self, session: Session, *, audit: AuditEvent | None = None
     ) -> tuple[Session, ChangeEvent]:
+        values = {
+            "id": session.id,
+            "purpose": session.purpose,
+            "created_by": session.created_by,
+            "status": session.status.value,
+            "metadata": session.metadata,
+            "created_at": session.created_at,
+            "updated_at": session.updated_at,
+            "last_activity_at": session.last_activity_at,
+        }
+        if audit is not None:
+            audit = audit.of_row("session", session.id, values)
         with self._write(audit) as conn:
-            conn.execute(
-                sa.insert(sessions).values(
-                    id=session.id,
-                    purpose=session.purpose,
-                    created_by=session.created_by,
-                    status=session.status.value,
-                    metadata=session.metadata,
-                    created_at=session.created_at,
-                    updated_at=session.updated_at,
-                    last_activity_at=session.last_activity_at,
-                )
-            )
+            conn.execute(sa.insert(sessions).values(values))
             event = self._feed(
                 conn, EventKind.SESSION_CREATED, session.id, session.created_by, session.created_at
             )
@@ -100,7 +101,7 @@ class SessionRows(SqlBase):
             values["purpose"] = changes.purpose
         if changes.metadata is not None:
             values["metadata"] = changes.metadata
-        with self._write(audit) as conn:
+        with self._write() as conn:
             result = conn.execute(
                 sa.update(sessions).where(sessions.c.id == session_id).values(values)
             )
@@ -110,32 +111,29 @@ class SessionRows(SqlBase):
             self._require_unlocked(conn, session_id, agent_id, now)
             event = self._feed(conn, EventKind.SESSION_UPDATED, session_id, agent_id, now)
             row = conn.execute(SESSION_BY_ID, {"session_id": session_id}).one()
+            if audit is not None:
+                self._append_audit(conn, audit.of_row("session", session_id, row._mapping))
         return session_of(row), event
 
     @threaded
     def archive_inactive_sessions(self, before: datetime, now: datetime) -> list[ChangeEvent]:
+        archived = SessionStatus.ARCHIVED.value
         with self._write() as conn:
-            stale = [
-                row.id
-                for row in conn.execute(
-                    sa.select(sessions.c.id).where(
-                        sessions.c.status != SessionStatus.ARCHIVED.value,
-                        sessions.c.last_activity_at < before,
-                    )
+            stale = conn.execute(
+                sa.select(sessions).where(
+                    sessions.c.status != archived, sessions.c.last_activity_at < before
                 )
-            ]
+            ).all()
             if stale:
                 conn.execute(
                     sa.update(sessions)
-                    .where(sessions.c.id.in_(stale))
-                    .values(status=SessionStatus.ARCHIVED.value, updated_at=now)
+                    .where(sessions.c.id.in_([row.id for row in stale]))
+                    .values(status=archived, updated_at=now)
                 )
             events = []
-            for session_id in stale:
-                events.append(
-                    self._feed(conn, EventKind.SESSION_UPDATED, session_id, "system", now)
-                )
-                self._append_audit(
-                    conn, system_audit("session.archived", now, session_id=session_id)
-                )
+            for row in stale:
+                events.append(self._feed(conn, EventKind.SESSION_UPDATED, row.id, "system", now))
+                done = system_audit("session.archived", now, session_id=row.id)
+                after = {**row._mapping, "status": archived}
+                self._append_audit(conn, done.of_row("session", row.id, after))
             return events

@@ -17,7 +17,9 @@ from shared_context_server.domain.audit import (
     AuditEvent,
     AuditQuery,
     AuditRecord,
+    Reseal,
 )
+from shared_context_server.domain.audit_verify import TrailVerifier
 from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.locks import Lock, LockChange, LockRequest
 from shared_context_server.domain.models import (
@@ -238,8 +240,23 @@ class Store(Protocol):
         ...
 
     async def audit_records(self, after_id: int, limit: int) -> list[AuditRecord]:
-        """The chain in id order after ``after_id``, for verification in batches."""
+        """The chain in id order after ``after_id``, in batches."""
         ...
+
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The newest record's id and hash (None: no records)."""
+        ...
+
+    async def walk_audit_trail(self, verifier: TrailVerifier) -> None:
+        """Feed ``verifier`` the chain, then (unless it broke) every audited row, from
+        one snapshot."""
+        ...
+
+    async def has_legacy_audit(self) -> bool: ...
+    async def reseal_legacy_audit(self, now: datetime) -> Reseal | None:
+        """Reseal an intact unkeyed chain under the key (None: it does not verify)."""
+        ...
+
 
     async def activity_summary(
         self,

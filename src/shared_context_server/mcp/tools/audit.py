@@ -11,6 +11,7 @@ from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import (
     ActivitySummaryResult,
     AgentActivityOut,
+    AnchorOut,
     AuditLogResult,
     AuditRecordOut,
     AuditVerifyResult,
@@ -70,20 +71,25 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     async def verify_audit_log(auth_token: AuthToken = None) -> AuditVerifyResult:
-        """Check the audit trail's hash chain end to end (admin only). intact is false when
-        any record was edited or deleted; first_break names the first bad record and why.
-        last_id/last_hash identify the newest verified record. The check is audited."""
+        """Check the audit trail end to end (admin only): the keyed hash chain, the head
+        anchored outside the database, and every message, session, memory entry, key,
+        identity and delegation against the digest its latest record holds. intact is
+        false when a record or a row was edited, inserted or deleted, or the trail was
+        emptied or cut short; breaks (first_break first) name the record or the row and
+        why. last_id/last_hash identify the newest verified record. The check is audited."""
         caller = await ctx.caller(auth_token)
         report = await audit.verify(caller)
-        broken = report.broken
+        breaks = [ChainBreakOut.of(b) for b in report.breaks]
         return AuditVerifyResult(
             intact=report.intact,
             checked=report.checked,
-            first_break=ChainBreakOut(record_id=broken.record_id, reason=broken.reason)
-            if broken
-            else None,
+            rows_checked=report.rows_checked,
+            first_break=breaks[0] if breaks else None,
+            breaks=breaks,
+            break_count=report.break_count,
             last_id=report.last_id,
             last_hash=report.last_hash,
+            anchor=AnchorOut.of(report.anchor) if report.anchor else None,
         )
 
     @mcp.tool(annotations=READ_ONLY)
