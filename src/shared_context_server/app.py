@@ -193,7 +193,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             store, clock, auth, sessions, locks, max_ttl_seconds=settings.token_ttl_seconds
         ),
     )
-    await audit.reseal_legacy()
+    await audit.open_trail()
     await _bootstrap_admin_key(app)
     await app.relay.start_position()
     return app

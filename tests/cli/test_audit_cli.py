@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from shared_context_server.app import running_app
 from shared_context_server.cli.main import cli
 from shared_context_server.domain.principal import Principal
+from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.tables import audit_log, messages
 from tests.conftest import READ_WRITE, make_settings
@@ -96,6 +97,18 @@ def test_verify_without_a_database_is_an_error(env: dict[str, str], data_dir: Pa
     assert code == 2
     assert "no database" in output
     assert not (data_dir / "shared_context.db").exists()
+
+
+def test_verify_of_a_database_not_yet_upgraded_is_an_error(
+    env: dict[str, str], data_dir: Path
+) -> None:
+    data_dir.mkdir(parents=True)
+    engine = create_engine(f"sqlite:///{data_dir / 'shared_context.db'}")
+    migrate.upgrade(engine, "0003")
+    engine.dispose()
+    code, output = run(env, "audit", "verify")
+    assert code == 2
+    assert "the database is at revision 0003" in output
 
 
 def test_verify_without_the_audit_key_is_an_error(env: dict[str, str], data_dir: Path) -> None:

@@ -290,3 +290,22 @@ async def test_a_verification_that_finds_breaks_records_the_first(
     assert latest.metadata["entity"] == "session"
     assert latest.metadata["entity_id"] == session.id
     assert latest.metadata["breaks"] == 1
+
+
+async def test_starting_with_another_audit_key_is_reported_at_once(
+    tmp_path: Path, alice: Principal, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = make_settings(tmp_path / "data", audit={"key": "a" * 40})
+    async with running_app(first, background=False) as app:
+        await app.sessions.create(alice, "work")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="shared_context_server.services.audit"):
+        async with running_app(first, background=False):
+            pass
+        assert caplog.records == []
+        other = make_settings(tmp_path / "data", audit={"key": "b" * 40})
+        async with running_app(other, background=False):
+            pass
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "the newest audit record #2 does not verify with the audit key"
+    ]

@@ -21,6 +21,7 @@ from shared_context_server.config import Settings
 from shared_context_server.domain.audit import AuditQuery
 from shared_context_server.domain.audit_verify import ChainBreak, ChainReport
 from shared_context_server.services.audit import read_anchor, verify_chain, with_break
+from shared_context_server.storage import migrate
 from shared_context_server.storage.audit_files import (
     AnchorFile,
     AuditKeyError,
@@ -41,7 +42,21 @@ def _open_store(settings: Settings) -> SqlStore:
     if on_disk and not Path(str(database)).exists():
         typer.echo(f"error: no database at {database}", err=True)
         raise typer.Exit(2)
-    return SqlStore(create_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms))
+    engine = create_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    try:
+        revision = migrate.current_revision(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise _unreadable(exc) from exc
+    if revision != migrate.HEAD:
+        engine.dispose()
+        typer.echo(
+            f"error: the database is at revision {revision or 'none'}, not {migrate.HEAD}: "
+            "start the server once, or run `scs db upgrade`",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return SqlStore(engine)
 
 
 def _where(problem: ChainBreak) -> str:

@@ -12,6 +12,7 @@ row with the digest its latest record holds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -50,10 +51,19 @@ class AuditEvent:
     entity_id: str | None = None
     digest: str | None = None
 
-    def of_row(self, entity: str, entity_id: str, row: Row | None) -> AuditEvent:
-        """This event, naming the row it changed (None: the row was deleted)."""
+    def of_row(
+        self, entity: str, entity_id: str, row: Row | None, *, target: str | None = None
+    ) -> AuditEvent:
+        """This event, naming the row it changed (None: the row was deleted); ``target``
+        replaces the event's target if given."""
         digest = None if row is None else row_digest(entity, row)
-        return replace(self, entity=entity, entity_id=entity_id, digest=digest)
+        return replace(
+            self,
+            entity=entity,
+            entity_id=entity_id,
+            digest=digest,
+            target=self.target if target is None else target,
+        )
 
 
 # The columns of each audited table that a digest covers: what a reader relies on.
@@ -103,7 +113,13 @@ def memory_entity_id(agent_id: str, scope: str, key: str) -> str:
     return f"{agent_id}/{scope}/{key}"
 
 
+# Values JSON writes as they are: most columns, so they skip the checks below.
+_PLAIN = frozenset({str, int, float, bool, dict, list, type(None)})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, Enum):
@@ -217,7 +233,23 @@ def record_hash(key: bytes, record_id: int, event: AuditEvent, prev_hash: str) -
             prev_hash,
         ]
     )
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+    mac = _keyed(key).copy()
+    mac.update(body)
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 with the key already absorbed: each record copies it."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def seals(key: bytes, record: AuditRecord) -> bool:
+    """Whether ``record`` is sealed with ``key`` (its own hash, not its link)."""
+    if record.hash_version != HASH_VERSION:
+        return False
+    expected = record_hash(key, record.id, record.event(), record.prev_hash)
+    return hmac.compare_digest(expected, record.hash)
 
 
 def legacy_record_hash(record_id: int, event: AuditEvent, prev_hash: str) -> str:

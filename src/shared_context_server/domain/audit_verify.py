@@ -12,7 +12,6 @@ removes such rows without a record each).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,13 +20,12 @@ from typing import Any
 from shared_context_server.domain.audit import (
     DIGEST_FIELDS,
     GENESIS_HASH,
-    HASH_VERSION,
     LEGACY_HASH_VERSION,
     AuditRecord,
     Row,
     legacy_record_hash,
-    record_hash,
     row_digest,
+    seals,
 )
 
 # At most this many breaks are listed in a report (all are counted).
@@ -93,9 +91,7 @@ class ChainVerifier:
             return None
         if (unkeyed := self.finish()) is not None:
             return unkeyed
-        if record.hash_version != HASH_VERSION or not hmac.compare_digest(
-            record_hash(self._key, record.id, event, prev_hash), record.hash
-        ):
+        if not seals(self._key, record):  # its prev_hash is the one checked above
             return ChainBreak(record.id, CHANGED)
         self.checked += 1
         self.last = record

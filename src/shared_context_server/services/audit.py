@@ -23,6 +23,7 @@ from shared_context_server.domain.audit import (
     AuditQuery,
     AuditRecord,
     audit,
+    seals,
 )
 from shared_context_server.domain.audit_verify import (
     Anchor,
@@ -195,11 +196,23 @@ class AuditService:
         )
         return report
 
-    async def reseal_legacy(self) -> None:
+    async def open_trail(self) -> None:
         """On start: reseal an old unkeyed chain under the key if it verifies (and no
-        anchor says this database was keyed before); else leave it for verify to report."""
-        if not await self._store.has_legacy_audit():
+        anchor says this database was keyed before), else leave it for verify to report;
+        and say so at once if the newest record is not sealed with this key."""
+        if await self._store.has_legacy_audit():
+            await self._reseal_legacy()
             return
+        newest = await self._store.list_audit(AuditQuery(limit=1))
+        if newest and not seals(self._key, newest[0]):
+            logger.error(
+                "the newest audit record #%d does not verify with the audit key: a wrong "
+                "SCS_AUDIT_KEY or audit_key file, or the record was changed; "
+                "`scs audit verify` reports more",
+                newest[0].id,
+            )
+
+    async def _reseal_legacy(self) -> None:
         anchor, problem = read_anchor(self._anchors)
         if anchor is not None or problem is not None:
             logger.error(

@@ -202,8 +202,9 @@ class MessageRows(SqlBase):
             if audit is not None:
                 # The message's id is known only now; the digest is of the values written.
                 values["id"] = message.id
-                sealed = replace(audit, target=str(message.id))
-                self._append_audit(conn, sealed.of_row("message", str(message.id), values))
+                entity_id = str(message.id)
+                sealed = audit.of_row("message", entity_id, values, target=entity_id)
+                self._append_audit(conn, sealed)
         return message, event
 
     @threaded

@@ -257,7 +257,6 @@ class Store(Protocol):
         """Reseal an intact unkeyed chain under the key (None: it does not verify)."""
         ...
 
-
     async def activity_summary(
         self,
         since: datetime,
