@@ -4,8 +4,10 @@ are left for verification to report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 
 from shared_context_server.domain.audit import (
@@ -13,6 +15,7 @@ from shared_context_server.domain.audit import (
     HASH_VERSION,
     LEGACY_HASH_VERSION,
     AuditRecord,
+    Reseal,
     legacy_record_hash,
     system_audit,
 )
@@ -93,7 +96,7 @@ async def test_an_intact_unkeyed_chain_is_resealed_and_its_rows_baselined(
     report = await verify(store)
     assert report.intact, report.breaks
     assert (report.checked, report.rows_checked) == (11, 6)
-    assert await store.reseal_legacy_audit(at(11)) is None  # nothing unkeyed is left
+    assert await store.reseal_legacy_audit(at(11)) == Reseal(0, 0)  # nothing unkeyed is left
 
 
 async def test_an_unkeyed_chain_that_does_not_verify_is_left_alone(store: SqlStore) -> None:
@@ -126,7 +129,7 @@ async def test_unkeyed_records_after_keyed_ones_are_never_resealed(store: SqlSto
             )
         )
     assert not await store.has_legacy_audit()
-    assert await store.reseal_legacy_audit(at(5)) is None
+    assert await store.reseal_legacy_audit(at(5)) == Reseal(0, 0)  # it starts keyed
     broken = (await verify(store)).broken
     assert broken is not None
     assert broken.record_id == last.id
@@ -151,3 +154,22 @@ def _record_fields(row: Any) -> dict[str, Any]:
         "hash_version",
     ]
     return {name: getattr(row, name) for name in names}
+
+
+async def test_processes_starting_together_reseal_the_chain_once(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    stores = [open_store() for _ in range(3)]
+    await _write_legacy_chain(stores[0], 4)
+    outcomes: list[Reseal | None] = []
+
+    async def reseal(store: SqlStore) -> None:
+        outcomes.append(await store.reseal_legacy_audit(at(10)))
+
+    async with anyio.create_task_group() as tg:
+        for store in stores:
+            tg.start_soon(reseal, store)
+    assert sorted(o.resealed for o in outcomes if o is not None) == [0, 0, 4]
+    report = await verify(stores[1])
+    assert report.intact, report.breaks
+    assert report.checked == 4 + 5  # the old records and one baseline per row

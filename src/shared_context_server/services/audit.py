@@ -227,6 +227,8 @@ class AuditService:
                 "`scs audit verify` reports where the chain breaks"
             )
             return
+        if done.resealed == 0:
+            return  # another process sharing the database resealed it first
         logger.info(
             "audit trail resealed under the audit key: %d records, %d rows baselined",
             done.resealed,

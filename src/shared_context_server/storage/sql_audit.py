@@ -142,6 +142,11 @@ def _in_window(
     return conditions
 
 
+def _starts_unkeyed(conn: sa.Connection) -> bool:
+    first = sa.select(audit_log.c.hash_version).order_by(audit_log.c.id).limit(1)
+    return bool(conn.execute(first).scalar() == LEGACY_HASH_VERSION)
+
+
 class _LeaveAlone(Exception):
     """The old chain does not verify: roll the reseal back."""
 
@@ -205,16 +210,16 @@ class AuditRows(SqlBase):
     @threaded
     def has_legacy_audit(self) -> bool:
         """Whether the chain starts with records of the old unkeyed hash (version 1)."""
-        first = sa.select(audit_log.c.hash_version).order_by(audit_log.c.id).limit(1)
         with self._read() as conn:
-            return bool(conn.execute(first).scalar() == LEGACY_HASH_VERSION)
+            return _starts_unkeyed(conn)
 
     @threaded
     def reseal_legacy_audit(self, now: datetime) -> Reseal | None:
         """Reseal an unkeyed (version 1) chain under the key, in one transaction, if it
         verifies from its first record to its last and nothing keyed follows it; then
         record a digest of every audited row (``audit.baselined``), since no old record
-        names one. None: the chain does not verify (it is left for verify to report)."""
+        names one. None: the chain does not verify (it is left for verify to report);
+        nothing resealed: another process did it first."""
         assert self.audit_key is not None, "resealing needs the audit key"
         resealer = LegacyResealer(self.audit_key)
         update = (
@@ -229,6 +234,8 @@ class AuditRows(SqlBase):
         try:
             with self._write() as conn:
                 dialects.serialise_audit(conn)
+                if not _starts_unkeyed(conn):
+                    return Reseal(0, 0)  # another process resealed it first
                 last: AuditRecord | None = None
                 batch: list[dict[str, Any]] = []
                 for record in _chain(conn):
