@@ -5,7 +5,9 @@ from tests.mcp.conftest import connect_client, fails, ok
 
 async def test_authenticate_then_use_the_token_as_auth_token(app: App, mode: str) -> None:
     _, key = await app.auth.create_api_key(
-        "worker-key", frozenset(Permission), KeyBinding("planner", agent_types=frozenset({"claude"}))
+        "worker-key",
+        frozenset(Permission),
+        KeyBinding("planner", agent_types=frozenset({"claude"})),
     )
     async with connect_client(app, mode=mode) as client:
         issued = await ok(
@@ -25,7 +27,9 @@ async def test_authenticate_then_use_the_token_as_auth_token(app: App, mode: str
 
 
 async def test_permissions_are_trimmed_to_the_keys_maximum(app: App) -> None:
-    _, key = await app.auth.create_api_key("read-key", frozenset({Permission.READ}), KeyBinding("a"))
+    _, key = await app.auth.create_api_key(
+        "read-key", frozenset({Permission.READ}), KeyBinding("a")
+    )
     async with connect_client(app) as client:
         issued = await ok(
             client,
@@ -70,7 +74,9 @@ async def test_bad_keys_and_agent_ids_are_refused(app: App) -> None:
 
 
 async def test_refresh_gives_a_new_token_and_retires_the_old(app: App, mode: str) -> None:
-    _, key = await app.auth.create_api_key("k", frozenset({Permission.READ, Permission.WRITE}), KeyBinding("a"))
+    _, key = await app.auth.create_api_key(
+        "k", frozenset({Permission.READ, Permission.WRITE}), KeyBinding("a")
+    )
     async with connect_client(app, mode=mode) as client:
         old = (await ok(client, "authenticate_agent", agent_id="a", api_key=key))["token"]
         new = await ok(client, "refresh_token", auth_token=old)
