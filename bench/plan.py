@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SECTIONS = ("startup", "sequential", "concurrency", "live", "lean", "memory")
+SECTIONS = ("startup", "sequential", "errors", "concurrency", "live", "lean", "memory")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import error_cost
+
 TIMES = "\u00d7"  # the multiplication sign
 NONE = "-"
 NOTES = Path(__file__).resolve().parent / "notes.md"
@@ -229,6 +231,13 @@ def markdown(results: dict[str, Any]) -> str:
             "concurrency",
             "Concurrent agents (official client)",
             lambda: _load_table(sections["concurrency"], verdicts, "concurrency"),
+        ),
+        (
+            "error_cost",
+            "Cost of an error call against a success (official client)",
+            lambda: error_cost.markdown(
+                sections["error_cost"], _target_cell(verdicts, "error_cost")
+            ),
         ),
         ("live", "Live updates (official client)", lambda: _live(sections["live"], verdicts)),
         (

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, lean, live, sequential
+from bench import concurrency, error_cost, lean, live, sequential
 from bench.clients import call, http_client, issue_tokens
 from bench.context import ADMIN, READER, Bench, agent_ids
 from bench.measure import say
@@ -64,6 +64,8 @@ async def _measure(bench: Bench, only: tuple[str, ...], sections: dict[str, Any]
         sections["sequential_stdio"] = await _timed(
             "sequential, stdio", lambda: sequential.run_stdio(bench)
         )
+    if "errors" in only:
+        sections["error_cost"] = await _timed("error cost", lambda: error_cost.run(bench))
     if "concurrency" in only:
         sections["concurrency"] = await _timed("concurrency", lambda: concurrency.run(bench))
     if "live" in only:

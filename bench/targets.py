@@ -76,6 +76,11 @@ TARGETS: tuple[Target, ...] = (
         "start-up to healthy /health (p50)", "startup", "startup_fresh", "p50_ms", "<", 1500, "ms"
     ),
     Target("idle memory (VmRSS)", "memory", "rss_idle", "value_mb", "<", 80, "MB"),
+    # Issue 8: an expected error (a refused call) costs no more than a success.
+    *(
+        Target(f"refused {op} p50", "error_cost", op, "ratio_p50", "<=", 1.0, "\u00d7 success")
+        for op in ("get_session", "get_messages", "add_message", "update_session", "list_sessions")
+    ),
 )
 
 

@@ -29,6 +29,7 @@ from shared_context_server.services.auth import (
     hash_api_key,
 )
 from shared_context_server.services.delegation import DelegationService
+from shared_context_server.services.health import HealthService
 from shared_context_server.services.locks import LockService, LockSettings
 from shared_context_server.services.maintenance import MaintenanceService
 from shared_context_server.services.memory import MemoryService
@@ -39,8 +40,8 @@ from shared_context_server.services.sessions import SessionService
 from shared_context_server.services.updates import UpdateService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.audit_files import AnchorFile, anchor_path_for, audit_key_for
-from shared_context_server.storage.engine import create_engine
-from shared_context_server.storage.secret_files import read_or_create
+from shared_context_server.storage.engine import create_engine, restrict_database_files
+from shared_context_server.storage.secret_files import read_or_create, restrict_data_dir
 from shared_context_server.storage.sql_store import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class App:
     locks: LockService
     updates: UpdateService
     delegation: DelegationService
+    health: HealthService
 
     async def run_background(self) -> None:
         """Cross-process relay and maintenance sweeps, until cancelled."""
@@ -126,10 +128,12 @@ async def _bootstrap_admin_key(app: App) -> None:
 
 async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
+    restrict_data_dir(settings.data_dir)  # owner-only, also when it existed before
     engine = create_engine(
         settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
     await anyio.to_thread.run_sync(migrate.upgrade, engine)
+    restrict_database_files(engine)
     audit_key = audit_key_for(settings)
     store = SqlStore(engine, audit_key=audit_key)
     bus = InProcessBus()
@@ -140,9 +144,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         audience=settings.jwt_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
-    sessions = SessionService(store, bus, clock, limits)
+    sessions = SessionService(store, bus, clock, limits, settings.quotas)
     auth = AuthService(store, clock, tokens)
-    messages = MessageService(store, bus, clock, limits, sessions)
+    messages = MessageService(store, bus, clock, limits, sessions, settings.quotas)
     locks = LockService(
         store,
         bus,
@@ -167,7 +171,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         sessions=sessions,
         messages=messages,
         search=SearchService(store, sessions, limits),
-        memory=MemoryService(store, clock, limits),
+        memory=MemoryService(store, clock, limits, settings.quotas),
         audit=audit,
         maintenance=MaintenanceService(
             store,
@@ -192,6 +196,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         delegation=DelegationService(
             store, clock, auth, sessions, locks, max_ttl_seconds=settings.token_ttl_seconds
         ),
+        health=HealthService(store, clock),
     )
     await audit.open_trail()
     await _bootstrap_admin_key(app)

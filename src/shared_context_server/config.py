@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A shorter JWT secret or API key can be guessed offline from one token; refused at start.
+MIN_SECRET_CHARS = 32
+_SECRET_NAMES = {"jwt_secret_key": "JWT_SECRET_KEY", "api_key": "API_KEY"}
 
 
 def default_data_dir() -> Path:
@@ -142,8 +146,31 @@ class Settings(BaseSettings):
     abuse: Abuse = Field(default_factory=Abuse)
     audit: AuditSettings = Field(default_factory=AuditSettings)
 
+    @field_validator("jwt_secret_key", "api_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            name = _SECRET_NAMES[info.field_name]
+            raise ValueError(
+                f"{name} (or SCS_{name}) is {len(value.get_secret_value())} characters; it "
+                f"must be at least {MIN_SECRET_CHARS}. Generate one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'shared_context.db'}"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A settings validation error as one line, without the values (they may be secrets)."""
+    problems = []
+    for e in error.errors(include_url=False, include_input=False):
+        message = str(e["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in e["loc"])
+        named = where.upper().removeprefix("SCS_") in _SECRET_NAMES.values()
+        problems.append(message if named else f"{where}: {message}")
+    return "invalid configuration: " + "; ".join(problems)

@@ -19,6 +19,7 @@ SECTIONS = {
     "memory",
     "sequential_http",
     "sequential_stdio",
+    "error_cost",
     "concurrency",
     "live",
     "lean",

@@ -119,7 +119,15 @@ async def test_the_index_follows_rows_written_directly_and_deleted(store: SqlSto
 
 async def test_search_terms_lists_indexed_words_by_prefix(store: SqlStore) -> None:
     sid = await _session_with(store, "authentication token", "author of the plan")
-    assert set(await store.search_terms(sid, ["au"])) >= {"authentication", "author"}
-    assert "token" not in await store.search_terms(sid, ["au"])
-    assert set(await store.search_terms(sid, ["to", "pl"])) >= {"token", "plan"}
-    assert await store.search_terms(sid, ["zz"]) == []
+    assert set(await store.search_terms(sid, ["au"], 10)) >= {"authentication", "author"}
+    assert "token" not in await store.search_terms(sid, ["au"], 10)
+    assert set(await store.search_terms(sid, ["to", "pl"], 10)) >= {"token", "plan"}
+    assert await store.search_terms(sid, ["zz"], 10) == []
+
+
+async def test_search_terms_keep_the_first_words_of_each_prefix_up_to_the_limit(
+    store: SqlStore,
+) -> None:
+    sid = await _session_with(store, "zeta zebra zero zest", "zinc ziti")
+    assert await store.search_terms(sid, ["ze", "zi"], 2) == ["zebra", "zero", "zinc", "ziti"]
+    assert await store.search_terms(sid, ["ze"], 3) == ["zebra", "zero", "zest"]

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import anyio
 import typer
+from pydantic import ValidationError
 
 from shared_context_server import __version__
 from shared_context_server.app import open_app, running_app
 from shared_context_server.cli.audit import audit_cli
-from shared_context_server.config import Settings
+from shared_context_server.config import Settings, settings_problem
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import KeyBinding
 from shared_context_server.domain.principal import Principal
@@ -32,7 +33,11 @@ def _settings(
     transport: str | None = None, host: str | None = None, port: int | None = None
 ) -> Settings:
     overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v}
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:  # one line, not a traceback
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _fail(error: DomainError) -> None:

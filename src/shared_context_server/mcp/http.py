@@ -66,7 +66,12 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
 
     @mcp.custom_route("/health", methods=["GET"])
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+        # The latest write's outcome, or a tiny write probe at most every couple of seconds.
+        database = await app.health.database()
+        if database.writable:
+            return JSONResponse({"status": "ok", "database": "writable", "version": __version__})
+        body = {"status": "degraded", "database": "not writable", "reason": database.reason}
+        return JSONResponse({**body, "version": __version__}, status_code=503)
 
     @mcp.custom_route(METADATA_PATH, methods=["GET"])
     async def protected_resource(request: Request) -> Response:

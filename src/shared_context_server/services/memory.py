@@ -6,12 +6,20 @@ from datetime import timedelta
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits
+from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
-from shared_context_server.domain.limits import check_json, check_key, check_metadata, check_page
+from shared_context_server.domain.limits import (
+    check_int,
+    check_key,
+    check_metadata,
+    check_page,
+    check_text,
+    json_bytes,
+)
 from shared_context_server.domain.models import MemoryEntry, Permission
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.quotas import MemoryQuota, Quota
 from shared_context_server.errors import InvalidInputError, LimitExceededError, MemoryNotFoundError
 from shared_context_server.storage.store import MemoryWrite, Store
 from shared_context_server.storage.tables import GLOBAL_SCOPE
@@ -28,10 +36,20 @@ def _scope(session_id: str | None, principal: Principal) -> str:
 class MemoryService:
     """The owner is always the caller: there is no way to name another agent's memory."""
 
-    def __init__(self, store: Store, clock: Clock, limits: Limits) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, limits: Limits, quotas: Quotas | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
         self._limits = limits
+        self._quotas = quotas or Quotas()
+
+    def _quota(self, agent_id: str) -> MemoryQuota:
+        quotas = self._quotas
+        return MemoryQuota(
+            keys=Quota("memory_keys_per_agent", agent_id, quotas.memory_keys_per_agent),
+            bytes=Quota("memory_bytes_per_agent", agent_id, quotas.memory_bytes_per_agent),
+        )
 
     async def set(
         self,
@@ -57,7 +75,9 @@ class MemoryService:
             raise InvalidInputError(
                 "expected_version must not be negative", field="expected_version"
             )
-        check_json(
+        if expected_version is not None:
+            check_int(expected_version, "expected_version")
+        value_bytes = json_bytes(
             value,
             field="value",
             max_bytes=self._limits.memory_value_bytes,
@@ -66,7 +86,7 @@ class MemoryService:
         now = self._clock.now()
         expires_at = None
         if expires_in is not None:
-            if expires_in <= 0:
+            if not expires_in > 0:  # NaN too
                 raise InvalidInputError("expires_in must be positive", field="expires_in")
             if expires_in > self._limits.ttl_seconds:
                 raise LimitExceededError(
@@ -85,6 +105,7 @@ class MemoryService:
             overwrite=overwrite,
             expected_version=expected_version,
             idempotency_key=idempotency_key,
+            value_bytes=value_bytes,
         )
         return await self._store.set_memory(
             write,
@@ -97,6 +118,7 @@ class MemoryService:
                 target=key,
                 expires_at=expires_at.isoformat() if expires_at else None,
             ),
+            quota=self._quota(principal.agent_id),
         )
 
     async def get(
@@ -123,7 +145,7 @@ class MemoryService:
         """Entries whose key starts with ``pattern``, or matches it as a glob (``*``, ``?``)."""
         require(principal, Permission.READ)
         check_page(self._limits, limit, cap=self._limits.memory_list)
-        pattern = pattern or ""
+        pattern = check_text(pattern or "", "pattern")
         if len(pattern) > self._limits.key_chars:
             raise LimitExceededError("pattern is longer than a key may be", field="pattern")
         if "[" in pattern:

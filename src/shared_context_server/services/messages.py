@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits
+from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import (
     ReadScope,
     read_scope,
@@ -20,10 +20,13 @@ from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import (
     check_agent_id,
     check_content,
+    check_int,
     check_key,
     check_message_type,
     check_metadata,
     check_page,
+    check_text,
+    check_timestamp,
 )
 from shared_context_server.domain.models import (
     Message,
@@ -32,6 +35,7 @@ from shared_context_server.domain.models import (
     Visibility,
 )
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.quotas import PostingRate
 from shared_context_server.errors import (
     InvalidInputError,
     InvalidParentError,
@@ -63,12 +67,14 @@ class MessageService:
         clock: Clock,
         limits: Limits,
         sessions: SessionService,
+        quotas: Quotas | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
         self._limits = limits
         self._sessions = sessions
+        self._rate = PostingRate((quotas or Quotas()).messages_per_minute)
 
     async def add(
         self,
@@ -100,6 +106,7 @@ class MessageService:
         )
         require_session(principal, session_id)  # the store refuses missing and archived ones
         if parent_message_id is not None:
+            check_int(parent_message_id, "parent_message_id")
             await self._sessions.find(session_id)  # SESSION_NOT_FOUND before INVALID_PARENT
             parent = await self._store.get_message(parent_message_id)
             if parent is None or not read_scope(principal).allows(parent):
@@ -108,25 +115,31 @@ class MessageService:
                     parent_message_id=parent_message_id,
                 )
         now = self._clock.now()
-        message, event = await self._store.add_message(
-            new,
-            now,
-            audit=audit(
-                principal,
-                "message.added",
+        self._rate.take(principal.agent_id, now)
+        try:
+            message, event = await self._store.add_message(
+                new,
                 now,
-                session_id=session_id,
-                visibility=visibility.value,
-                message_type=new.message_type,
-                parent_message_id=parent_message_id,
-            ),
-        )
+                audit=audit(
+                    principal,
+                    "message.added",
+                    now,
+                    session_id=session_id,
+                    visibility=visibility.value,
+                    message_type=new.message_type,
+                    parent_message_id=parent_message_id,
+                ),
+            )
+        except BaseException:
+            self._rate.give_back(principal.agent_id, now)
+            raise
         if event is not None:
             self._bus.publish(event)
         return message
 
     async def get(self, principal: Principal, message_id: int) -> Message:
         require(principal, Permission.READ)
+        check_int(message_id, "message_id")
         message = await self._store.get_message(message_id)
         # A message the caller may not see does not exist for them.
         if (
@@ -162,6 +175,10 @@ class MessageService:
             check_agent_id(sender_type, "agent_type")
         if cursor is not None and cursor < 0:
             raise InvalidInputError("cursor must not be negative", field="cursor")
+        if cursor is not None:
+            check_int(cursor, "cursor")
+        since = check_timestamp(since, "start_time") if since is not None else None
+        until = check_timestamp(until, "end_time") if until is not None else None
         if since and until and since > until:
             raise InvalidInputError("start must not be after end", field="start")
         found = await self._read(
@@ -226,6 +243,7 @@ class MessageService:
     ) -> Message:
         """The sender may change their own message; others need admin, as does admin_only."""
         require(principal, Permission.WRITE)
+        check_text(reason, "reason")
         if not reason.strip() or len(reason) > MAX_REASON_CHARS:
             raise InvalidInputError(
                 f"give a reason of 1-{MAX_REASON_CHARS} characters", field="reason"

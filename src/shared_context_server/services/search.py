@@ -13,7 +13,7 @@ from rapidfuzz import fuzz, process, utils
 
 from shared_context_server.config import Limits
 from shared_context_server.domain.access import read_scope, require
-from shared_context_server.domain.limits import check_page
+from shared_context_server.domain.limits import check_page, check_text
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
@@ -29,6 +29,16 @@ CANDIDATES = 500
 # RapidFuzz ratio at least SIMILAR_WORD): typos find their message.
 TYPO_MIN_CHARS = 4
 SIMILAR_WORD = 75
+# The expansion's budget. The index's vocabulary spans every session on SQLite, so another
+# session's words (say, one agent's flood of private ones) must not make this search read
+# more: per query word it reads the first TERMS_PER_WINDOW indexed words (alphabetically)
+# that start with the word's first 2, 3 and 4 letters, for at most TYPO_WORDS words of a
+# query, and keeps the SPELLINGS_PER_WORD closest: at most TERM_BUDGET words examined.
+TYPO_WORDS = 4
+TERMS_PER_WINDOW = 200
+WINDOWS = (2, 3, 4)
+TERM_BUDGET = TYPO_WORDS * len(WINDOWS) * TERMS_PER_WINDOW
+SPELLINGS_PER_WORD = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class SearchService:
         limit: int = 10,
         include_metadata: bool = True,
     ) -> list[SearchHit]:
+        check_text(query, "query")
         if not query.strip():
             raise InvalidInputError("query must not be empty", field="query")
         if len(query) > MAX_QUERY_CHARS:
@@ -105,16 +116,29 @@ class SearchService:
 
     async def _query_words(self, session_id: str, query: str) -> list[QueryWord]:
         """The query's words (one letter is too short to look up), each with the indexed
-        words spelled alike if it is long enough to hold a typo."""
+        words spelled alike if it is long enough to hold a typo (the first TYPO_WORDS)."""
         words = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
-        long_words = [w for w in words if len(w) >= TYPO_MIN_CHARS]
-        prefixes = sorted({w[:2] for w in long_words})
-        known = await self._store.search_terms(session_id, prefixes) if prefixes else []
-        return [QueryWord(w, self._alike(w, known) if w in long_words else ()) for w in words]
+        long_words = [w for w in words if len(w) >= TYPO_MIN_CHARS][:TYPO_WORDS]
+        windows = {w: _windows(w) for w in long_words}
+        prefixes = sorted({p for found in windows.values() for p in found})
+        known = (
+            await self._store.search_terms(session_id, prefixes, TERMS_PER_WINDOW)
+            if prefixes
+            else []
+        )
+        return [QueryWord(w, self._alike(w, known) if w in windows else ()) for w in words]
 
     @staticmethod
     def _alike(word: str, known: list[str]) -> tuple[str, ...]:
+        candidates = [term for term in dict.fromkeys(known) if term[:2] == word[:2]]
         matches = process.extract(
-            word, known, scorer=fuzz.ratio, score_cutoff=SIMILAR_WORD, limit=None
+            word, candidates, scorer=fuzz.ratio, score_cutoff=SIMILAR_WORD, limit=None
         )
-        return tuple(sorted(term for term, _, _ in matches if term != word))
+        best = [term for term, _, _ in matches if term != word][:SPELLINGS_PER_WORD]
+        return tuple(sorted(best))
+
+
+def _windows(word: str) -> list[str]:
+    """The prefixes whose first indexed words are read for ``word``: its first 2, 3 and 4
+    letters, but never the whole word (its prefix search finds those already)."""
+    return [word[:n] for n in WINDOWS if n < len(word)]

@@ -6,12 +6,13 @@ import secrets
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits
+from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
-from shared_context_server.domain.limits import check_metadata, check_page
+from shared_context_server.domain.limits import check_metadata, check_page, check_text
 from shared_context_server.domain.models import Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.quotas import Quota
 from shared_context_server.errors import (
     InvalidInputError,
     LimitExceededError,
@@ -27,13 +28,22 @@ def new_session_id() -> str:
 
 
 class SessionService:
-    def __init__(self, store: Store, bus: EventBus, clock: Clock, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        limits: Limits,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
         self._limits = limits
+        self._quotas = quotas or Quotas()
 
     def _check_purpose(self, purpose: str) -> str:
+        check_text(purpose, "purpose")
         if not purpose.strip():
             raise InvalidInputError("purpose must not be empty", field="purpose")
         if len(purpose) > self._limits.purpose_chars:
@@ -66,6 +76,7 @@ class SessionService:
             audit=audit(
                 principal, "session.created", now, session_id=session.id, target=session.id
             ),
+            quota=Quota("sessions_per_agent", principal.agent_id, self._quotas.sessions_per_agent),
         )
         self._bus.publish(event)
         return session

@@ -12,6 +12,7 @@ import anyio
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import can_hear, read_scope, require
 from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.limits import check_int
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
@@ -20,6 +21,9 @@ from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import Store
 
 BATCH = 200
+# Feed rows one call reads at most, whatever the cursor: a reader far behind (cursor=0 on
+# a long feed) gets ``has_more`` and pages on, instead of making the server read it all.
+SCAN_BUDGET = 10 * BATCH
 Progress = Callable[[float, float], Awaitable[None]]
 
 
@@ -36,6 +40,9 @@ class UpdateBatch:
     # Pass back as ``cursor`` to continue exactly after what was scanned.
     next_cursor: int
     timed_out: bool
+    # More of the feed lies after next_cursor already: this call stopped at its scan
+    # budget (or a full batch). Call again at once to read on.
+    has_more: bool = False
 
 
 class UpdateService:
@@ -47,12 +54,14 @@ class UpdateService:
         sessions: SessionService,
         *,
         max_wait_seconds: float,
+        scan_budget: int = SCAN_BUDGET,
     ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
         self._sessions = sessions
         self.max_wait_seconds = max_wait_seconds
+        self._scan_budget = scan_budget
 
     async def cursor(self) -> int:
         """The feed position now: reads that return it let a waiter resume after them."""
@@ -76,6 +85,8 @@ class UpdateService:
             )
         if cursor is not None and cursor < 0:
             raise InvalidInputError("cursor must not be negative", field="cursor")
+        if cursor is not None:
+            check_int(cursor, "cursor")
         if session_id is not None:
             await self._sessions.get(principal, session_id)
 
@@ -95,41 +106,51 @@ class UpdateService:
         unsubscribe = self._bus.subscribe(listener)
         try:
             position = await self.cursor() if cursor is None else cursor
-            position, found, added = await self._scan(position, wanted)
+            scan = await self._scan(position, wanted)
             deadline = anyio.current_time() + timeout_seconds
             waited = 0.0
-            while not found:
+            while not scan.found and not scan.more:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
-                    return UpdateBatch([], position, timed_out=True)
+                    return UpdateBatch([], scan.position, timed_out=True)
                 with anyio.move_on_after(min(1.0, remaining)):
                     await arrived.wait()
                 waited = min(timeout_seconds, waited + 1.0)
                 if arrived.is_set():
                     arrived = anyio.Event()
-                    position, found, added = await self._scan(position, wanted)
+                    scan = await self._scan(scan.position, wanted)
                 elif progress is not None:
                     await progress(waited, math.ceil(timeout_seconds))
         finally:
             unsubscribe()
-        return UpdateBatch(_with_messages(principal, found, added), position, False)
+        updates = _with_messages(principal, scan.found, scan.added)
+        return UpdateBatch(updates, scan.position, False, has_more=scan.more)
 
-    async def _scan(
-        self, position: int, wanted: Callable[[ChangeEvent], bool]
-    ) -> tuple[int, list[ChangeEvent], dict[int, Message]]:
-        """Feed events after ``position`` until some are wanted, with the messages added."""
+    async def _scan(self, position: int, wanted: Callable[[ChangeEvent], bool]) -> _Scan:
+        """Feed events after ``position`` until some are wanted, the end of the feed or the
+        scan budget, with the messages the wanted ones added."""
         found: list[ChangeEvent] = []
         added: dict[int, Message] = {}
+        read = 0
         while True:
-            events, messages = await self._store.read_updates(position, BATCH)
+            events, messages = await self._store.read_updates(position, BATCH, wanted)
+            read += len(events)
             if events:
                 position = events[-1].id
-            kept = [e for e in events if wanted(e)]
-            found += kept
-            ids = {e.message_id for e in kept}
-            added.update((m.id, m) for m in messages if m.id in ids)
-            if found or len(events) < BATCH:
-                return position, found, added
+            found += [e for e in events if wanted(e)]
+            added.update((m.id, m) for m in messages)
+            full = len(events) == BATCH
+            if found or not full or read >= self._scan_budget:
+                return _Scan(position, found, added, more=full)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    position: int
+    found: list[ChangeEvent]
+    added: dict[int, Message]
+    # The last batch was full: the feed may go on after ``position``.
+    more: bool
 
 
 def _with_messages(

@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from shared_context_server.storage.secret_files import FILE_MODE, restrict
+
 
 def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> sa.Engine:
     parsed = sa.make_url(url)
@@ -17,7 +19,10 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> sa.Engine:
         return _sqlite_engine(parsed, busy_timeout_ms)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # hide_parameters: a database error never carries message content into a log.
+    return sa.create_engine(
+        parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
@@ -29,6 +34,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout_ms: int) -> sa.Engine:
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
         pool_size=8,
         max_overflow=8,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -70,6 +76,16 @@ def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def restrict_database_files(engine: sa.Engine) -> None:
+    """A SQLite database and its -wal and -shm files become owner-only (0600); SQLite
+    gives the files it creates later the database file's mode."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return
+    for name in (path, path + "-wal", path + "-shm"):
+        restrict(Path(name), FILE_MODE)
 
 
 def read_options(engine: sa.Engine) -> dict[str, Any]:

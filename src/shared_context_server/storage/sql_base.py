@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 import uuid
@@ -38,6 +39,7 @@ from shared_context_server.domain.models import (
 from shared_context_server.errors import (
     ConflictError,
     SessionLockedError,
+    StorageUnavailableError,
 )
 from shared_context_server.storage import dialects
 from shared_context_server.storage.engine import read_options
@@ -49,6 +51,8 @@ from shared_context_server.storage.tables import (
     session_locks,
     sessions,
 )
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -216,6 +220,10 @@ class SqlBase:
         # so they never sleep against each other; other processes still meet the busy timeout.
         self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
         self._after_own_commit: object | None = None
+        # The latest write's outcome (see ``write_outcome``): a sequence number and why it
+        # failed, if the database refused it.
+        self._write_seq = 0
+        self._write_failure: str | None = None
 
     async def close(self) -> None:
         self.engine.dispose()
@@ -223,10 +231,21 @@ class SqlBase:
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
             return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
-        except sa.exc.IntegrityError as exc:
-            # A constraint the specific checks did not foresee (a duplicate id, say):
-            # a clear domain error, never a raw database one.
-            raise ConflictError("the change conflicts with data already stored") from exc
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError, OverflowError) as exc:
+            # Constraint violations, values the database refuses, a full disk, a read-only
+            # or unreachable database: clear domain errors, never a raw database one.
+            error = dialects.translate_error(exc)
+            if error is None:
+                raise
+            if isinstance(error, StorageUnavailableError):
+                self._wrote(error.details["reason"])
+            raise error from exc
+
+    def _wrote(self, failure: str | None) -> None:
+        if failure is not None and self._write_failure is None:
+            logger.warning("the database refused a request: %s", failure)
+        self._write_seq += 1
+        self._write_failure = failure
 
     @contextmanager
     def _write(self, audit: AuditEvent | None = None) -> Iterator[sa.Connection]:
@@ -237,6 +256,7 @@ class SqlBase:
                 if audit is not None:
                     self._append_audit(conn, audit)
             self._after_own_commit = self._file_signal()
+            self._wrote(None)
 
     def change_signal(self) -> tuple[object, bool] | None:
         """A value that changes whenever any process commits, and whether it is still the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from shared_context_server.domain.events import ChangeEvent, EventKind
@@ -34,6 +36,11 @@ _ADDED = (
     )
     .order_by(messages.c.id)
 )
+_BY_IDS = (
+    sa.select(messages)
+    .where(messages.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(messages.c.id)
+)
 
 
 class FeedRows(SqlBase):
@@ -43,11 +50,22 @@ class FeedRows(SqlBase):
             return self._events(conn, after_id, limit)
 
     @threaded
-    def read_updates(self, after_id: int, limit: int) -> tuple[list[ChangeEvent], list[Message]]:
+    def read_updates(
+        self, after_id: int, limit: int, keep: Callable[[ChangeEvent], bool] | None = None
+    ) -> tuple[list[ChangeEvent], list[Message]]:
         with self._read() as conn:
             events = self._events(conn, after_id, limit)
             if not events:
                 return [], []
+            if keep is not None:
+                # Only the messages of the kept events: others' content is never read.
+                ids = [
+                    e.message_id
+                    for e in events
+                    if e.kind is EventKind.MESSAGE_ADDED and e.message_id and keep(e)
+                ]
+                rows = conn.execute(_BY_IDS, {"ids": ids}) if ids else []
+                return events, [message_of(row) for row in rows]
             window = {"after_id": after_id, "last_id": events[-1].id}
             return events, [message_of(row) for row in conn.execute(_ADDED, window)]
 

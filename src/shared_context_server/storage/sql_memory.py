@@ -13,12 +13,15 @@ from shared_context_server.domain.audit import AuditEvent, memory_entity_id, sys
 from shared_context_server.domain.models import (
     MemoryEntry,
 )
+from shared_context_server.domain.quotas import MemoryQuota, MemoryUsage
 from shared_context_server.errors import (
     ConflictError,
     KeyExistsError,
+    LimitExceededError,
     SessionNotFoundError,
 )
 from shared_context_server.storage import dialects
+from shared_context_server.storage import sql_usage as usage
 from shared_context_server.storage.sql_base import (
     SqlBase,
     memory_of,
@@ -54,19 +57,27 @@ _KEY = (
 )
 _NOW: sa.BindParameter[datetime] = sa.bindparam("now")
 _SESSION_EXISTS = sa.select(sessions.c.id).where(sessions.c.id == sa.bindparam("k_scope"))
-_DELETE_EXPIRED = sa.delete(agent_memory).where(
-    *_KEY, _c.expires_at.is_not(None), _c.expires_at <= _NOW
+_DELETE_EXPIRED = (
+    sa.delete(agent_memory)
+    .where(*_KEY, _c.expires_at.is_not(None), _c.expires_at <= _NOW)
+    .returning(_c.value_bytes)
 )
+_BYTES = sa.select(_c.value_bytes).where(*_KEY)
 _VERSION = sa.select(_c.version).where(*_KEY)
 _ENTRY = sa.select(agent_memory).where(*_KEY)
 _LIVE_ENTRY = sa.select(agent_memory).where(*_KEY, _not_expired(_NOW))
 _ROW_KEY = ("agent_id", "scope", "key")
+# An agent's unexpired entries and their bytes, counted exactly: a quota check's second
+# look when the agent's totals (which include expired entries) say it is over.
+_USAGE = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_c.value_bytes), 0)).where(
+    _c.agent_id == sa.bindparam("k_agent"), _not_expired(_NOW)
+)
 
 
 @functools.lru_cache(maxsize=2)
 def _overwrite(dialect: str) -> sa.Executable:
     bump = {"version": _c.version + 1}
-    updated = ("value", "metadata", "updated_at", "expires_at")
+    updated = ("value", "metadata", "updated_at", "expires_at", "value_bytes")
     return dialects.upsert(dialect, agent_memory, None, _ROW_KEY, updated, bump)
 
 
@@ -112,7 +123,12 @@ def _sealed(
 class MemoryRows(SqlBase):
     @threaded
     def set_memory(
-        self, w: MemoryWrite, now: datetime, *, audit: AuditEvent | None = None
+        self,
+        w: MemoryWrite,
+        now: datetime,
+        *,
+        audit: AuditEvent | None = None,
+        quota: MemoryQuota | None = None,
     ) -> MemoryEntry:
         key = {"k_agent": w.agent_id, "k_scope": w.scope, "k_key": w.key}
         values = {
@@ -124,6 +140,7 @@ class MemoryRows(SqlBase):
             "created_at": now,
             "updated_at": now,
             "expires_at": w.expires_at,
+            "value_bytes": w.value_bytes,
         }
         request = {
             "scope": w.scope,
@@ -141,7 +158,7 @@ class MemoryRows(SqlBase):
             if w.scope and not conn.execute(_SESSION_EXISTS, key).first():
                 raise SessionNotFoundError(f"no session {w.scope!r}", session_id=w.scope)
             # An expired entry is gone already, whatever the sweep has not yet removed.
-            conn.execute(_DELETE_EXPIRED, {**key, "now": now})
+            expired = conn.execute(_DELETE_EXPIRED, {**key, "now": now}).scalar()
             if w.expected_version is not None:
                 current = conn.execute(_VERSION, key).scalar() or 0
                 if current != w.expected_version:
@@ -150,12 +167,17 @@ class MemoryRows(SqlBase):
                         key=w.key,
                         current_version=current,
                     )
+            replaced = conn.execute(_BYTES, key).scalar()  # None: a new key
+            if quota is not None:
+                self._check_quota(conn, w, quota, expired, replaced, now)
             if w.overwrite:
                 conn.execute(_overwrite(self.dialect), values)
             elif conn.execute(_insert_new(self.dialect), values).first() is None:
                 raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
             row = conn.execute(_ENTRY, key).one()
             entry = memory_of(row)
+            added = (replaced is None) - (expired is not None)
+            usage.charge(conn, w.agent_id, added, w.value_bytes - (replaced or 0) - (expired or 0))
             self._remember(
                 conn,
                 w.agent_id,
@@ -168,6 +190,26 @@ class MemoryRows(SqlBase):
             if audit is not None:
                 self._append_audit(conn, _sealed(audit, w.agent_id, w.scope, w.key, row))
         return entry
+
+    def _check_quota(
+        self,
+        conn: sa.Connection,
+        w: MemoryWrite,
+        quota: MemoryQuota,
+        expired: int | None,
+        replaced: int | None,
+        now: datetime,
+    ) -> None:
+        """The agent's totals (less the expired entry just removed) decide; if they say
+        over, expired entries the sweep has not removed may be why: count exactly."""
+        keys, size = usage.held(conn, w.agent_id)
+        if expired is not None:
+            keys, size = keys - 1, size - expired
+        try:
+            quota.check(MemoryUsage(keys, size, replaced), w.value_bytes)
+        except LimitExceededError:
+            keys, size = conn.execute(_USAGE, {"k_agent": w.agent_id, "now": now}).one()
+            quota.check(MemoryUsage(keys, int(size), replaced), w.value_bytes)
 
     @threaded
     def get_memory(self, agent_id: str, scope: str, key: str, now: datetime) -> MemoryEntry | None:
@@ -206,24 +248,28 @@ class MemoryRows(SqlBase):
     ) -> bool:
         col = agent_memory.c
         with self._write() as conn:
-            result = conn.execute(
-                sa.delete(agent_memory).where(
-                    col.agent_id == agent_id, col.scope == scope, col.key == key
-                )
-            )
+            removed = conn.execute(
+                sa.delete(agent_memory)
+                .where(col.agent_id == agent_id, col.scope == scope, col.key == key)
+                .returning(col.agent_id, col.value_bytes)
+            ).all()
+            usage.release(conn, removed)
             if audit is not None:
                 self._append_audit(conn, _sealed(audit, agent_id, scope, key, None))
-        return bool(result.rowcount)
+        return bool(removed)
 
     @threaded
     def purge_expired_memory(self, now: datetime) -> int:
         col = agent_memory.c
         with self._write() as conn:
-            result = conn.execute(
-                sa.delete(agent_memory).where(col.expires_at.is_not(None), col.expires_at <= now)
-            )
+            removed = conn.execute(
+                sa.delete(agent_memory)
+                .where(col.expires_at.is_not(None), col.expires_at <= now)
+                .returning(col.agent_id, col.value_bytes)
+            ).all()
+            usage.release(conn, removed)
             conn.execute(sa.delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))
             conn.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
-            if result.rowcount:
-                self._append_audit(conn, system_audit("memory.purged", now, count=result.rowcount))
-        return int(result.rowcount)
+            if removed:
+                self._append_audit(conn, system_audit("memory.purged", now, count=len(removed)))
+        return len(removed)

@@ -27,8 +27,13 @@ from shared_context_server.storage.tables import messages
 
 _fts = sa.table("messages_fts", sa.column("rowid"), sa.column("rank"), sa.column("messages_fts"))
 _terms = sa.table("messages_terms", sa.column("term"))
-_SQLITE_TERMS = sa.select(_terms.c.term).where(
-    _terms.c.term >= sa.bindparam("low"), _terms.c.term < sa.bindparam("high")
+# fts5vocab walks its terms in order, so with ORDER BY term and LIMIT it reads no more
+# than the limit, however many words other sessions added.
+_SQLITE_TERMS = (
+    sa.select(_terms.c.term)
+    .where(_terms.c.term >= sa.bindparam("low"), _terms.c.term < sa.bindparam("high"))
+    .order_by(_terms.c.term)
+    .limit(sa.bindparam("limit"))
 )
 
 
@@ -90,17 +95,21 @@ def _pg_match(search: TextSearch) -> str:
 
 class SearchRows(SqlBase):
     @threaded
-    def search_terms(self, session_id: str, prefixes: Sequence[str]) -> list[str]:
-        """Indexed words that start with one of ``prefixes``."""
+    def search_terms(self, session_id: str, prefixes: Sequence[str], limit: int) -> list[str]:
+        """Indexed words that start with each of ``prefixes``, the first ``limit`` of each
+        alphabetically. SQLite's vocabulary spans every session (the limit bounds what is
+        read); PostgreSQL's is the session's own, gathered in one pass."""
         found: list[str] = []
         with self._read() as conn:
-            for prefix in prefixes:
-                if self.dialect == "postgresql":
-                    found.extend(conn.execute(_PG_TERMS, _pg_terms_params(session_id, prefix)))
-                else:
+            if self.dialect == "postgresql":
+                params = {"session_id": session_id, "prefixes": list(prefixes), "limit": limit}
+                found.extend(row[0] for row in conn.execute(_PG_TERMS, params))
+            else:
+                for prefix in prefixes:
                     high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-                    found.extend(conn.execute(_SQLITE_TERMS, {"low": prefix, "high": high}))
-        return [row[0] for row in found]
+                    window = {"low": prefix, "high": high, "limit": limit}
+                    found.extend(row[0] for row in conn.execute(_SQLITE_TERMS, window))
+        return found
 
     @threaded
     def search_messages(self, search: TextSearch) -> list[Message]:
@@ -121,15 +130,15 @@ class SearchRows(SqlBase):
 
 
 # ts_stat takes its query as text (so this one statement is a string); format(%L) quotes
-# the session id. It reads the whole session: slower than SQLite's vocabulary table.
+# the session id. It reads the whole session once per search (the session's own words,
+# never other sessions'); each prefix keeps its first :limit words.
 _PG_TERMS = sa.text(
-    "SELECT word FROM ts_stat(format("
+    "SELECT word FROM ("
+    "SELECT s.word, row_number() OVER (PARTITION BY p.prefix ORDER BY s.word) AS n "
+    "FROM ts_stat(format("
     "'SELECT to_tsvector(''simple'', sender || '' '' || content) "
     "FROM messages WHERE session_id = %L', CAST(:session_id AS text)"
-    ")) WHERE word LIKE :pattern"
+    ")) AS s JOIN unnest(CAST(:prefixes AS text[])) AS p(prefix) "
+    "ON starts_with(s.word, p.prefix)"
+    ") AS w WHERE n <= :limit ORDER BY word"
 )
-
-
-def _pg_terms_params(session_id: str, prefix: str) -> dict[str, str]:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return {"session_id": session_id, "pattern": escaped + "%"}

@@ -13,6 +13,7 @@ from shared_context_server.domain.models import (
     Session,
     SessionStatus,
 )
+from shared_context_server.domain.quotas import Quota
 from shared_context_server.errors import (
     SessionNotFoundError,
 )
@@ -31,11 +32,17 @@ from shared_context_server.storage.tables import (
     sessions,
 )
 
+# The sessions an agent created that are not archived (the sessions_per_agent quota).
+_OPEN_SESSIONS = sa.select(sa.func.count()).where(
+    sessions.c.created_by == sa.bindparam("creator"),
+    sessions.c.status.in_([s.value for s in SessionStatus if s is not SessionStatus.ARCHIVED]),
+)
+
 
 class SessionRows(SqlBase):
     @threaded
     def create_session(
-        self, session: Session, *, audit: AuditEvent | None = None
+        self, session: Session, *, audit: AuditEvent | None = None, quota: Quota | None = None
     ) -> tuple[Session, ChangeEvent]:
         values = {
             "id": session.id,
@@ -50,6 +57,9 @@ class SessionRows(SqlBase):
         if audit is not None:
             audit = audit.of_row("session", session.id, values)
         with self._write(audit) as conn:
+            if quota is not None:
+                held = conn.execute(_OPEN_SESSIONS, {"creator": session.created_by}).scalar()
+                quota.check(int(held or 0))
             conn.execute(sa.insert(sessions).values(values))
             event = self._feed(
                 conn, EventKind.SESSION_CREATED, session.id, session.created_by, session.created_at

@@ -9,6 +9,7 @@ from __future__ import annotations
 from shared_context_server.storage.sql_audit import AuditRows
 from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_feed import FeedRows
+from shared_context_server.storage.sql_health import HealthRows
 from shared_context_server.storage.sql_identity import IdentityRows
 from shared_context_server.storage.sql_locks import LockRows
 from shared_context_server.storage.sql_memory import MemoryRows
@@ -28,6 +29,7 @@ class SqlStore(
     LockRows,
     PresenceRows,
     SearchRows,
+    HealthRows,
 ):
     pass
 

@@ -6,7 +6,7 @@ Services see storage only through this protocol; the contract suite in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from shared_context_server.domain.models import (
     Visibility,
 )
 from shared_context_server.domain.presence import AgentPresence, PresenceTouch
+from shared_context_server.domain.quotas import MemoryQuota, Quota
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,18 @@ class MemoryWrite:
     # Write only if the stored version is this one (0: only if there is none).
     expected_version: int | None = None
     idempotency_key: str | None = None
+    # Bytes of the value's JSON, kept with the entry for the per-agent memory quota.
+    value_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """The latest write transaction's outcome in this process: ``seq`` grows with every
+    write; ``failure`` is None after a commit, else why the database refused (disk_full,
+    read_only, unreachable, busy, io_error)."""
+
+    seq: int = 0
+    failure: str | None = None
 
 
 class Store(Protocol):
@@ -124,8 +137,12 @@ class Store(Protocol):
 
     # sessions
     async def create_session(
-        self, session: Session, *, audit: AuditEvent | None = None
-    ) -> tuple[Session, ChangeEvent]: ...
+        self, session: Session, *, audit: AuditEvent | None = None, quota: Quota | None = None
+    ) -> tuple[Session, ChangeEvent]:
+        """``quota``: checked against the creator's sessions that are not archived, inside
+        the transaction."""
+        ...
+
     async def get_session(self, session_id: str) -> Session | None: ...
     async def list_sessions(self, query: SessionQuery) -> list[Session]: ...
     async def update_session(
@@ -165,16 +182,25 @@ class Store(Protocol):
         ...
 
     # search
-    async def search_terms(self, session_id: str, prefixes: Sequence[str]) -> list[str]:
-        """Indexed words starting with one of ``prefixes`` (typo-tolerant search)."""
+    async def search_terms(self, session_id: str, prefixes: Sequence[str], limit: int) -> list[str]:
+        """Indexed words starting with each of ``prefixes``, at most ``limit`` per prefix
+        (the first in alphabetical order), for typo-tolerant search."""
         ...
 
     async def search_messages(self, search: TextSearch) -> list[Message]: ...
 
     # memory
     async def set_memory(
-        self, write: MemoryWrite, now: datetime, *, audit: AuditEvent | None = None
-    ) -> MemoryEntry: ...
+        self,
+        write: MemoryWrite,
+        now: datetime,
+        *,
+        audit: AuditEvent | None = None,
+        quota: MemoryQuota | None = None,
+    ) -> MemoryEntry:
+        """``quota``: checked against the agent's unexpired entries inside the transaction."""
+        ...
+
     async def get_memory(
         self, agent_id: str, scope: str, key: str, now: datetime
     ) -> MemoryEntry | None: ...
@@ -269,12 +295,20 @@ class Store(Protocol):
     # change feed
     async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
     async def read_updates(
-        self, after_id: int, limit: int
+        self, after_id: int, limit: int, keep: Callable[[ChangeEvent], bool] | None = None
     ) -> tuple[list[ChangeEvent], list[Message]]:
-        """Feed events after ``after_id`` and the messages they added, in one snapshot."""
+        """Feed events after ``after_id`` and the messages they added, in one snapshot;
+        with ``keep``, only the messages of the events it keeps are read."""
         ...
 
     async def latest_feed_id(self) -> int: ...
+
+    # health
+    async def probe_write(self) -> None:
+        """A tiny committed write (raises STORAGE_UNAVAILABLE if the database refuses it)."""
+        ...
+
+    def write_outcome(self) -> WriteOutcome: ...
     def change_signal(self) -> tuple[object, bool] | None:
         """A value that changes whenever any process commits, cheap to ask, and whether
         it is what this store's own last commit left; None when the backend has none

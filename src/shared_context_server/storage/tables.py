@@ -48,6 +48,8 @@ sessions = sa.Table(
     sa.Column("last_activity_at", UtcDateTime, nullable=False),
     sa.Index("ix_sessions_status_activity", "status", "last_activity_at"),
     sa.Index("ix_sessions_created_by", "created_by"),
+    # Counts an agent's open sessions for its quota (migration 0005).
+    sa.Index("ix_sessions_creator_status", "created_by", "status"),
 )
 
 messages = sa.Table(
@@ -249,4 +251,15 @@ delegations = sa.Table(
     sa.Column("key_name", sa.String(100), nullable=True),
     sa.Index("ix_delegations_delegator", "delegator"),
     sa.Index("ix_delegations_key", "key_name"),
+)
+
+# Each agent's stored memory in one row, kept by every memory write (migration 0005), so
+# the memory quotas are checked without counting the agent's entries. Entries that expired
+# and are not yet purged still count here: over a quota, the check counts exactly.
+agent_usage = sa.Table(
+    "agent_usage",
+    metadata,
+    sa.Column("agent_id", sa.String(100), primary_key=True),
+    sa.Column("memory_keys", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("memory_bytes", sa.BigInteger, nullable=False, server_default="0"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastmcp import FastMCP
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import (
@@ -17,7 +17,13 @@ from shared_context_server.mcp.schemas import (
     AuditVerifyResult,
     ChainBreakOut,
 )
-from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken
+from shared_context_server.mcp.tools.common import (
+    INT64,
+    NO_NUL,
+    READ_ONLY,
+    AuthToken,
+    Timestamp,
+)
 from shared_context_server.mcp.tools.messages import AgentName
 from shared_context_server.services.audit import Window
 
@@ -29,6 +35,7 @@ EventType = Annotated[
         description="e.g. session.created, message.added, memory.set, auth.token_issued, "
         "auth.failed, api_key.created, audit.read.",
     ),
+    NO_NUL,
 ]
 
 
@@ -37,14 +44,14 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_audit_log(
-        session_id: Annotated[str | None, Field(min_length=1, max_length=64)] = None,
+        session_id: Annotated[str | None, Field(min_length=1, max_length=64), NO_NUL] = None,
         agent_id: AgentName | None = None,
         event_type: EventType | None = None,
-        start_time: AwareDatetime | None = None,
-        end_time: AwareDatetime | None = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
         limit: Annotated[int, Field(ge=1, le=1_000)] = 100,
         before_id: Annotated[
-            int | None, Field(ge=1, description="Page backwards: next_before_id of a page.")
+            int | None, Field(ge=1, description="Page backwards: next_before_id of a page."), INT64
         ] = None,
         auth_token: AuthToken = None,
     ) -> AuditLogResult:

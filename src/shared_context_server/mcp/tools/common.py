@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from mcp_types import ToolAnnotations
-from pydantic import Field
+from pydantic import AfterValidator, AwareDatetime, Field
+
+from shared_context_server.domain.limits import INT64_MAX, INT64_MIN, NUL
+
+
+def _int64(value: int) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("must be a 64-bit integer (at most 2^63-1)")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if NUL in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1-9999 once converted to UTC") from None
+
+
+# Marks an integer argument as stored in 64 bits: beyond them INVALID_INPUT, not a
+# database error. Use as Annotated[int, Field(...), INT64].
+INT64 = AfterValidator(_int64)
+# A string argument that must not hold NUL (PostgreSQL cannot take it): INVALID_INPUT.
+NO_NUL = AfterValidator(_no_nul)
+# An ISO 8601 timestamp with a time zone, as UTC.
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc),
+    Field(description="ISO 8601 with a time zone, e.g. 2026-01-31T12:00:00Z."),
+]
 
 AuthToken = Annotated[
     str | None,
@@ -16,7 +51,7 @@ AuthToken = Annotated[
         "connection already carries an identity (Authorization header, stdio environment).",
     ),
 ]
-SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id.")]
+SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id."), NO_NUL]
 Metadata = Annotated[
     dict[str, Any] | None, Field(default=None, description="Any JSON object (≤ 64 KiB).")
 ]

@@ -17,6 +17,7 @@ from shared_context_server.mcp.schemas import (
 from shared_context_server.mcp.tools.common import (
     DESTRUCTIVE,
     IDEMPOTENT_WRITE,
+    INT64,
     READ_ONLY,
     AuthToken,
     IdempotencyKey,
@@ -52,6 +53,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
                 description="Write only if the stored version is this (0: only if unset); "
                 "else CONFLICT. Versions come back with every entry.",
             ),
+            INT64,
         ] = None,
         idempotency_key: IdempotencyKey = None,
         auth_token: AuthToken = None,

@@ -18,6 +18,7 @@ from shared_context_server.mcp.schemas import (
 )
 from shared_context_server.mcp.tools.common import (
     IDEMPOTENT_WRITE,
+    INT64,
     READ_ONLY,
     WRITE,
     AuthToken,
@@ -28,9 +29,9 @@ from shared_context_server.mcp.tools.common import (
 
 VisibilityName = Literal["public", "private", "agent_only", "admin_only"]
 Content = Annotated[str, Field(min_length=1, max_length=100_000)]
-MessageId = Annotated[int, Field(ge=1)]
+MessageId = Annotated[int, Field(ge=1), INT64]
 Limit = Annotated[int, Field(ge=1, le=1_000)]
-Offset = Annotated[int, Field(ge=0)]
+Offset = Annotated[int, Field(ge=0), INT64]
 MessageType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 AgentName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")]
 
@@ -98,6 +99,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         cursor: Annotated[
             int | None,
             Field(ge=0, description="next_cursor of an earlier page: only newer messages."),
+            INT64,
         ] = None,
         visibility: VisibilityName | None = None,
         sender: AgentName | None = None,
@@ -122,7 +124,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     async def get_context(
         session_id: SessionId,
         limit: Limit = 50,
-        offset: Annotated[int, Field(ge=0, description="Skip this many newest messages.")] = 0,
+        offset: Annotated[
+            int, Field(ge=0, description="Skip this many newest messages."), INT64
+        ] = 0,
         include_private: bool = True,
         auth_token: AuthToken = None,
     ) -> ContextResult:
@@ -170,7 +174,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         ] = False,
         limit: Limit = 50,
         offset: Offset = 0,
-        cursor: Annotated[int | None, Field(ge=0)] = None,
+        cursor: Annotated[int | None, Field(ge=0), INT64] = None,
         auth_token: AuthToken = None,
     ) -> MessagePageResult:
         """Messages you may see, filtered by visibility and by the sender's agent type,

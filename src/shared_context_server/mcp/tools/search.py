@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastmcp import FastMCP
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import (
@@ -14,7 +14,7 @@ from shared_context_server.mcp.schemas import (
     SearchHitOut,
     SearchResult,
 )
-from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken, SessionId
+from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken, SessionId, Timestamp
 from shared_context_server.mcp.tools.messages import AgentName, Limit, Offset
 
 
@@ -69,8 +69,8 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     @mcp.tool(annotations=READ_ONLY)
     async def search_by_timerange(
         session_id: SessionId,
-        start_time: AwareDatetime | None = None,
-        end_time: AwareDatetime | None = None,
+        start_time: Timestamp | None = None,
+        end_time: Timestamp | None = None,
         limit: Limit = 50,
         offset: Offset = 0,
         auth_token: AuthToken = None,

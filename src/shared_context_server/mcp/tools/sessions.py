@@ -12,6 +12,7 @@ from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import SessionListResult, SessionOut, SessionResult
 from shared_context_server.mcp.tools.common import (
     IDEMPOTENT_WRITE,
+    INT64,
     READ_ONLY,
     WRITE,
     AuthToken,
@@ -47,7 +48,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         status: Status | None = None,
         mine: Annotated[bool, Field(description="Only sessions you created or posted in.")] = False,
         limit: Annotated[int, Field(ge=1, le=1_000)] = 50,
-        offset: Annotated[int, Field(ge=0)] = 0,
+        offset: Annotated[int, Field(ge=0), INT64] = 0,
         auth_token: AuthToken = None,
     ) -> SessionListResult:
         """Sessions, most recently active first, optionally by status or only your own."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.schemas import MessageOut, Ok
-from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken
+from shared_context_server.mcp.tools.common import INT64, READ_ONLY, AuthToken
 from shared_context_server.services.updates import Update
 
 
@@ -42,6 +42,8 @@ class UpdatesResult(Ok):
     count: int
     next_cursor: int
     timed_out: bool
+    # The call stopped at its scan budget: more of the feed follows next_cursor.
+    has_more: bool
 
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
@@ -55,6 +57,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         cursor: Annotated[
             int | None,
             Field(ge=0, description="next_cursor (or feed_cursor) from an earlier call."),
+            INT64,
         ] = None,
         timeout_s: Annotated[float, Field(ge=0, le=25)] = 20.0,
         auth_token: AuthToken = None,
@@ -62,7 +65,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         """Wait for news: returns at once with every change you may see after cursor
         (messages, visibility changes, locks, presence), or blocks until one arrives or
         timeout_s passes, sending progress notifications while it waits. Call again with
-        cursor=next_cursor to continue exactly where you left off."""
+        cursor=next_cursor to continue exactly where you left off. One call reads at most
+        2,000 changes of the feed: far behind (an old cursor), it returns has_more=true,
+        maybe with no updates; call again at once to read on."""
         caller = await ctx.caller(auth_token)
         context = get_context()
 
@@ -78,5 +83,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         )
         out = [UpdateOut.of(u) for u in batch.updates]
         return UpdatesResult(
-            updates=out, count=len(out), next_cursor=batch.next_cursor, timed_out=batch.timed_out
+            updates=out,
+            count=len(out),
+            next_cursor=batch.next_cursor,
+            timed_out=batch.timed_out,
+            has_more=batch.has_more,
         )

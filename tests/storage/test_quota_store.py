@@ -1,0 +1,128 @@
+"""Store contract for the per-agent quotas: counts are taken inside the write transaction,
+an agent's memory totals stay exact through every kind of write, and migration 0005
+starts them from what is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from shared_context_server.domain.models import SessionStatus
+from shared_context_server.domain.quotas import MemoryQuota, Quota
+from shared_context_server.errors import LimitExceededError
+from shared_context_server.storage import migrate
+from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.store import MemoryWrite, SessionChanges
+from shared_context_server.storage.tables import UtcDateTime, agent_usage
+from tests.storage.factories import T0, at, make_session
+
+
+def _write(key: str, size: int, expires_at: datetime | None = None) -> MemoryWrite:
+    return MemoryWrite("alice", "", key, "v", expires_at=expires_at, value_bytes=size)
+
+
+def _quota(keys: int = 100, size: int = 10_000) -> MemoryQuota:
+    return MemoryQuota(
+        Quota("memory_keys_per_agent", "alice", keys),
+        Quota("memory_bytes_per_agent", "alice", size),
+    )
+
+
+async def _totals(store: SqlStore, agent_id: str = "alice") -> tuple[int, int]:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(agent_usage.c.memory_keys, agent_usage.c.memory_bytes).where(
+                agent_usage.c.agent_id == agent_id
+            )
+        ).first()
+    return (0, 0) if row is None else (row.memory_keys, row.memory_bytes)
+
+
+async def test_memory_totals_follow_every_write_overwrite_delete_and_purge(
+    store: SqlStore,
+) -> None:
+    await store.set_memory(_write("a", 10), T0)
+    await store.set_memory(_write("b", 20, expires_at=at(60)), T0)
+    assert await _totals(store) == (2, 30)
+    await store.set_memory(_write("a", 15), at(1))  # overwrite: bytes change, keys do not
+    assert await _totals(store) == (2, 35)
+    assert await store.delete_memory("alice", "", "a", at(2))
+    assert not await store.delete_memory("alice", "", "a", at(2))
+    assert await _totals(store) == (1, 20)
+    await store.set_memory(_write("b", 5), at(61))  # the expired entry gives way
+    assert await _totals(store) == (1, 5)
+    await store.set_memory(_write("c", 7, expires_at=at(100)), at(61))
+    assert await store.purge_expired_memory(at(101)) == 1
+    assert await _totals(store) == (1, 5)
+    assert await _totals(store, "bob") == (0, 0)
+
+
+async def test_a_memory_write_over_a_quota_changes_nothing(store: SqlStore) -> None:
+    await store.set_memory(_write("a", 60), T0, quota=_quota(size=100))
+    with pytest.raises(LimitExceededError) as refused:
+        await store.set_memory(_write("b", 50), T0, quota=_quota(size=100))
+    assert refused.value.details == {"quota": "memory_bytes_per_agent", "limit": 100, "current": 60}
+    with pytest.raises(LimitExceededError):
+        await store.set_memory(_write("b", 1), T0, quota=_quota(keys=1))
+    assert await _totals(store) == (1, 60)
+    assert await store.get_memory("alice", "", "b", T0) is None
+
+
+async def test_expired_entries_the_sweep_has_not_removed_do_not_count(store: SqlStore) -> None:
+    await store.set_memory(_write("brief", 90, expires_at=at(10)), T0, quota=_quota(size=100))
+    # The totals still hold the expired entry; the check counts exactly and lets this pass.
+    await store.set_memory(_write("next", 90), at(11), quota=_quota(size=100))
+    with pytest.raises(LimitExceededError) as refused:
+        await store.set_memory(_write("more", 20), at(12), quota=_quota(size=100))
+    assert refused.value.details["current"] == 90
+
+
+async def test_open_sessions_are_counted_inside_the_creating_transaction(store: SqlStore) -> None:
+    quota = Quota("sessions_per_agent", "alice", 2)
+    first, _ = await store.create_session(make_session(), quota=quota)
+    await store.create_session(make_session(status=SessionStatus.COMPLETED), quota=quota)
+    await store.create_session(make_session("bob"), quota=quota)  # bob's are not alice's
+    with pytest.raises(LimitExceededError) as refused:
+        await store.create_session(make_session(), quota=quota)
+    assert refused.value.details == {"quota": "sessions_per_agent", "limit": 2, "current": 2}
+    await store.update_session(first.id, SessionChanges(SessionStatus.ARCHIVED), "alice", T0)
+    await store.create_session(make_session(), quota=quota)
+
+
+async def test_migration_0005_totals_the_memory_already_stored(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0004")
+        memory = sa.table(
+            "agent_memory",
+            *(sa.column(n) for n in ("agent_id", "scope", "key", "value_bytes", "version")),
+            sa.column("value", sa.JSON),
+            sa.column("metadata", sa.JSON),
+            sa.column("created_at", UtcDateTime),
+            sa.column("updated_at", UtcDateTime),
+        )
+        rows = [("alice", "a", 10), ("alice", "b", 5), ("bob", "a", 7)]
+        with engine.begin() as conn:
+            for agent_id, key, size in rows:
+                conn.execute(
+                    sa.insert(memory).values(
+                        agent_id=agent_id,
+                        scope="",
+                        key=key,
+                        value="v",
+                        metadata={},
+                        created_at=T0,
+                        updated_at=T0,
+                        value_bytes=size,
+                        version=1,
+                    )
+                )
+        migrate.upgrade(engine)
+        store = SqlStore(engine)
+        assert await _totals(store) == (2, 15)
+        assert await _totals(store, "bob") == (1, 7)
+    finally:
+        engine.dispose()
