@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from shared_context_server.storage.secret_files import FILE_MODE, restrict
+from shared_context_server.storage.secret_files import restrict
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> sa.Engine:
@@ -85,7 +85,7 @@ def restrict_database_files(engine: sa.Engine) -> None:
     if engine.dialect.name != "sqlite" or not path or path == ":memory:":
         return
     for name in (path, path + "-wal", path + "-shm"):
-        restrict(Path(name), FILE_MODE)
+        restrict(Path(name))
 
 
 def read_options(engine: sa.Engine) -> dict[str, Any]:

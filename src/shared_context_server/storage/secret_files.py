@@ -11,34 +11,35 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DIRECTORY_MODE = 0o700
-FILE_MODE = 0o600
+# What owner-only takes away: every permission of the group and of others.
+GROUP_AND_OTHERS = 0o077
 
 
-def restrict(path: Path, mode: int) -> bool:
-    """Take away what ``mode`` does not grant (group and others' access, for the modes
-    here) from a file or directory the current user owns. Directories shared by design
-    (sticky, such as /tmp) and paths of other owners are left alone. True if changed."""
+def restrict(path: Path) -> bool:
+    """Take the group's and others' permissions away from a file or directory the current
+    user owns (0644 becomes 0600, 0755 becomes 0700; the owner's own bits stay).
+    Directories shared by design (sticky, such as /tmp) and paths of other owners are left
+    alone. True if changed."""
     try:
         info = path.stat()
     except FileNotFoundError:
         return False
     current = stat.S_IMODE(info.st_mode)
-    if current & ~mode == 0 or info.st_uid != os.getuid() or current & stat.S_ISVTX:
+    if current & GROUP_AND_OTHERS == 0 or info.st_uid != os.getuid() or current & stat.S_ISVTX:
         return False
-    os.chmod(path, current & mode)
-    logger.info("tightened %s from %o to %o", path, current, current & mode)
+    os.chmod(path, current & ~GROUP_AND_OTHERS)
+    logger.info("tightened %s from %o to %o", path, current, current & ~GROUP_AND_OTHERS)
     return True
 
 
 def restrict_data_dir(data_dir: Path) -> None:
-    """An existing data directory becomes owner-only (0700), as are (0600) the files in it:
-    database, secrets, anchors. A fresh one is created that way."""
-    restrict(data_dir, DIRECTORY_MODE)
+    """An existing data directory becomes owner-only (0700), as do the files in it
+    (database, secrets, anchors: 0600). A fresh one is created that way."""
+    restrict(data_dir)
     if data_dir.is_dir():
         for child in data_dir.iterdir():
             if child.is_file() and not child.is_symlink():
-                restrict(child, FILE_MODE)
+                restrict(child)
 
 
 def read_or_create(path: Path, make: str | None = None) -> tuple[str, bool]:
@@ -63,7 +64,7 @@ def read_or_create(path: Path, make: str | None = None) -> tuple[str, bool]:
                 return value, True
         finally:
             temporary.unlink(missing_ok=True)
-    restrict(path, FILE_MODE)
+    restrict(path)
     value = path.read_text().strip()
     if not value:
         raise RuntimeError(f"{path} is empty; delete it to have a new secret generated")
