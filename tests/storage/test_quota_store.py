@@ -4,8 +4,10 @@ starts them from what is stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -126,3 +128,23 @@ async def test_migration_0005_totals_the_memory_already_stored(empty_database_ur
         assert await _totals(store, "bob") == (1, 7)
     finally:
         engine.dispose()
+
+
+async def test_concurrent_memory_writes_of_one_agent_never_overshoot_its_quota(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    stores = [open_store() for _ in range(4)]  # separate engines, as separate processes
+    outcomes: list[bool] = []
+
+    async def write(n: int) -> None:
+        try:
+            await stores[n % 4].set_memory(_write(f"k{n}", 1), T0, quota=_quota(keys=5))
+            outcomes.append(True)
+        except LimitExceededError:
+            outcomes.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(24):
+            tg.start_soon(write, n)
+    assert outcomes.count(True) == 5
+    assert await _totals(stores[0]) == (5, 5)

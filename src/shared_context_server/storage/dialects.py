@@ -57,10 +57,12 @@ def accumulate(
     dialect: str, table: sa.Table, keys: Sequence[str], totals: Sequence[str]
 ) -> sa.Executable:
     """INSERT a row of totals, or on a key conflict add the new values to the stored ones
-    (``total = total + excluded.total``): one atomic statement, rows given at execute()."""
+    (``total = total + excluded.total``), RETURNING the totals after: one atomic statement
+    that leaves the row locked; rows given at execute()."""
     statement = _insert(dialect, table, None)
     added = {name: table.c[name] + statement.excluded[name] for name in totals}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=added)
+    upsert = statement.on_conflict_do_update(index_elements=list(keys), set_=added)
+    return upsert.returning(*(table.c[name] for name in totals))
 
 
 # Any constant will do; every server process sharing the database uses the same one.

@@ -168,16 +168,13 @@ class MemoryRows(SqlBase):
                         current_version=current,
                     )
             replaced = conn.execute(_BYTES, key).scalar()  # None: a new key
-            if quota is not None:
-                self._check_quota(conn, w, quota, expired, replaced, now)
+            self._charge(conn, w, quota, expired, replaced, now)
             if w.overwrite:
                 conn.execute(_overwrite(self.dialect), values)
             elif conn.execute(_insert_new(self.dialect), values).first() is None:
                 raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
             row = conn.execute(_ENTRY, key).one()
             entry = memory_of(row)
-            added = (replaced is None) - (expired is not None)
-            usage.charge(conn, w.agent_id, added, w.value_bytes - (replaced or 0) - (expired or 0))
             self._remember(
                 conn,
                 w.agent_id,
@@ -191,22 +188,28 @@ class MemoryRows(SqlBase):
                 self._append_audit(conn, _sealed(audit, w.agent_id, w.scope, w.key, row))
         return entry
 
-    def _check_quota(
+    def _charge(
         self,
         conn: sa.Connection,
         w: MemoryWrite,
-        quota: MemoryQuota,
+        quota: MemoryQuota | None,
         expired: int | None,
         replaced: int | None,
         now: datetime,
     ) -> None:
-        """The agent's totals (less the expired entry just removed) decide; if they say
-        over, expired entries the sweep has not removed may be why: count exactly."""
-        keys, size = usage.held(conn, w.agent_id)
-        if expired is not None:
-            keys, size = keys - 1, size - expired
+        """Count the write (and the expired entry it cleared) into the agent's totals and,
+        with a quota, check what the agent held before it. Totals that say over may hold
+        expired entries the sweep has not removed: then count exactly. A refusal rolls the
+        whole transaction back, totals included."""
+        new_key = replaced is None
+        grown = w.value_bytes - (replaced or 0)
+        keys, size = usage.charge(
+            conn, w.agent_id, new_key - (expired is not None), grown - (expired or 0)
+        )
+        if quota is None:
+            return
         try:
-            quota.check(MemoryUsage(keys, size, replaced), w.value_bytes)
+            quota.check(MemoryUsage(keys - new_key, size - grown, replaced), w.value_bytes)
         except LimitExceededError:
             keys, size = conn.execute(_USAGE, {"k_agent": w.agent_id, "now": now}).one()
             quota.check(MemoryUsage(keys, int(size), replaced), w.value_bytes)
