@@ -80,9 +80,10 @@ async def issue_tokens(
     agent_type: str = "claude",
     permissions: list[str] | None = None,
 ) -> dict[str, str]:
-    """A token per agent from ``authenticate_agent``, as an orchestrator would get them."""
+    """A token per agent from ``authenticate_agent``, as an orchestrator would get them
+    (on a 2026-07-28 connection: a 2025 session cannot be opened without an identity)."""
     tokens: dict[str, str] = {}
-    async with http_client(url) as client:
+    async with http_client(url, mode=MODERN) as client:
         for agent_id in agent_ids:
             arguments: dict[str, Any] = {
                 "agent_id": agent_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SECTIONS = ("startup", "sequential", "errors", "concurrency", "live", "lean", "memory")
+SECTIONS = ("startup", "sequential", "errors", "concurrency", "live", "lean", "flood", "memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,9 @@ class Plan:
     lean_processes: int = 2
     lean_connections: tuple[int, ...] = (1, 50)
     lean_seconds: float = 6.0
+    # Flood: connections (spread over lean_processes) hammering the server while one
+    # agent's calls are timed (iterations of them, as in the sequential rows).
+    flood_connections: int = 100
     # Start-up: extra starts of each server on a fresh data directory (and, up to 3, of
     # ours on the database the run filled), besides the benchmark's own start.
     startups: int = 5
@@ -44,6 +47,7 @@ QUICK = Plan(
     lean_processes=2,
     lean_connections=(1, 4),
     lean_seconds=0.7,
+    flood_connections=4,
     startups=0,
 )
 

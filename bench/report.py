@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import error_cost
+from bench import error_cost, flood
 
 TIMES = "\u00d7"  # the multiplication sign
 NONE = "-"
@@ -244,6 +244,11 @@ def markdown(results: dict[str, Any]) -> str:
             "lean",
             "Server ceiling (lean generator, not the official client)",
             lambda: _load_table(sections["lean"], verdicts, "lean"),
+        ),
+        (
+            "flood",
+            "A legitimate client during an abusive flood (official client)",
+            lambda: flood.markdown(sections["flood"], _num, _x),
         ),
     ]
     for key, title, render in titled:

@@ -60,23 +60,33 @@ class Abuse(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SCS_ABUSE_", extra="ignore")
 
-    # Open 2025-11-25 MCP sessions and live listen streams per identity.
+    # Open 2025-11-25 MCP sessions per identity; more get HTTP 429.
     mcp_sessions_per_agent: int = 32
-    listen_streams_per_agent: int = 16
-    # All open 2025-11-25 MCP sessions of the process.
+    # Live subscriptions per identity: each 2025 resources/subscribe and each 2026
+    # subscriptions/listen stream counts one; a listen stream names at most this many URIs.
+    listen_streams_per_agent: int = 64
+    # All open 2025-11-25 MCP sessions of the process; more get HTTP 503.
     mcp_sessions_total: int = 2_000
-    # A 2025-11-25 MCP session with no request for this long is closed.
+    # A 2025-11-25 MCP session with no request in flight for this long is closed.
     mcp_session_idle_seconds: float = 300.0
-    # Failed authentications per client address: a bucket of this size, refilled per minute.
+    # Failed authentications per client address: a bucket of this size, refilled per
+    # minute; 0 turns the limit off.
     auth_failures_per_minute: int = 30
-    # Calls per identity: a bucket of ``calls_burst`` refilled at ``calls_per_second``.
+    # Calls per identity: a bucket of ``calls_burst`` refilled at ``calls_per_second``;
+    # 0 turns the limit off.
     calls_per_second: float = 100.0
     calls_burst: int = 200
-    # HTTP: a client must send its request headers, and then its body, within these.
+    # HTTP: a client must send its request head within header_timeout_seconds (of
+    # connecting, or of the first byte of a later request), and its body within
+    # body_timeout_seconds of the head; otherwise the connection is closed.
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
-    # Concurrent HTTP connections the process serves; more are answered 503.
-    max_connections: int = 1_000
+    # Concurrent HTTP connections the process keeps; requests beyond get 503.
+    max_connections: int = 500
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (client address
+    # for the failure limit, scheme for the Origin check); none by default, so a
+    # local client cannot pose as many addresses.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class AuditSettings(BaseSettings):

@@ -23,6 +23,7 @@ SECTIONS = {
     "concurrency",
     "live",
     "lean",
+    "flood",
 }
 
 

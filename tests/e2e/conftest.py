@@ -46,7 +46,8 @@ class HttpServer:
     process: subprocess.Popen[bytes]
 
 
-def start_http_server(data_dir: Path) -> HttpServer:
+def start_http_server(data_dir: Path, **env: str) -> HttpServer:
+    """``scs serve --transport=http`` on a free port; ``env``: more settings (SCS_...)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -57,7 +58,7 @@ def start_http_server(data_dir: Path) -> HttpServer:
             "--transport=http",
             f"--port={port}",
         ],
-        env=server_env(data_dir),
+        env=server_env(data_dir, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

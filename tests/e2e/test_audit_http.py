@@ -28,7 +28,8 @@ def _cli_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
 async def test_the_audit_trail_over_http_and_the_offline_check(data_dir: Path) -> None:
     server = start_http_server(data_dir)
     try:
-        async with http_client(server.url) as client:
+        # No identity yet: a 2026 request needs none (a 2025 session does).
+        async with http_client(server.url, mode="2026-07-28") as client:
 
             async def token(agent_id: str, permissions: list[str]) -> str:
                 issued = await ok(

@@ -14,7 +14,7 @@ WORK = "coordinate_session_work"
 
 
 async def _headers(url: str, agent_id: str) -> dict[str, str]:
-    async with http_client(url) as client:
+    async with http_client(url, mode="2026-07-28") as client:  # no identity yet: 2026 era
         result = await ok(
             client, "authenticate_agent", agent_id=agent_id, agent_type="claude", api_key=ADMIN_KEY
         )

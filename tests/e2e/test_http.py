@@ -18,7 +18,9 @@ MODES = ["legacy", "2026-07-28"]
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_main_flow_over_http(http_server: HttpServer, mode: str) -> None:
-    async with http_client(http_server.url, mode=mode) as client:
+    # A 2025 session needs an identity to open: the operator key's, until the token is used.
+    key = {"Authorization": f"Bearer {ADMIN_KEY}"} if mode == "legacy" else None
+    async with http_client(http_server.url, mode=mode, headers=key) as client:
         token = (
             await ok(
                 client,
@@ -64,7 +66,7 @@ async def test_main_flow_over_http(http_server: HttpServer, mode: str) -> None:
 
 
 async def _token(url: str, agent_id: str, agent_type: str = "claude") -> str:
-    async with http_client(url) as client:
+    async with http_client(url, mode="2026-07-28") as client:  # no identity yet: 2026 era
         result = await ok(
             client,
             "authenticate_agent",
@@ -169,5 +171,22 @@ def test_requests_for_a_foreign_host_are_refused(http_server: HttpServer) -> Non
 
 
 async def test_no_identity_means_no_access_over_http(http_server: HttpServer) -> None:
-    async with http_client(http_server.url) as client:
+    async with http_client(http_server.url, mode="2026-07-28") as client:
         assert (await fails(client, "list_sessions"))["code"] == "AUTH_REQUIRED"
+    # A 2025 client cannot even open a session without one.
+    response = httpx2.post(
+        http_server.url,
+        headers={"Accept": "application/json, text/event-stream"},
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "anonymous", "version": "0"},
+            },
+        },
+    )
+    assert response.status_code == 401
+    assert "resource_metadata=" in response.headers["www-authenticate"]

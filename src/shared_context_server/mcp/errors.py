@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
-from fastmcp.exceptions import DisabledError, NotFoundError
+from fastmcp.exceptions import DisabledError, NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.shared.exceptions import MCPError
@@ -20,10 +23,13 @@ from shared_context_server.errors import (
 )
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # JSON-RPC codes for errors outside tool results (resources, subscriptions).
 AUTH_ERROR = -32001
 FORBIDDEN = -32003
+TOO_MANY = -32029
 _RPC_CODES = {
     "AUTH_REQUIRED": AUTH_ERROR,
     "AUTH_FAILED": AUTH_ERROR,
@@ -33,6 +39,7 @@ _RPC_CODES = {
     "TOKEN_WRONG_AUDIENCE": AUTH_ERROR,
     "TOKEN_UNSUPPORTED_ALGORITHM": AUTH_ERROR,
     "PERMISSION_DENIED": FORBIDDEN,
+    "RATE_LIMITED": TOO_MANY,
     "INTERNAL": INTERNAL_ERROR,
 }
 _LIMIT_ERROR_TYPES = {"string_too_long", "too_long", "less_than_equal", "less_than"}
@@ -55,8 +62,67 @@ def as_domain_error(exc: BaseException) -> DomainError:
         return cause
     if isinstance(cause, ValidationError):
         return from_validation(cause)
-    logger.error("unexpected error", exc_info=exc)
+    logger.error("unexpected error: %s", describe(cause))
     return InternalError("the server failed to complete the request")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's types and the frames it came through, but not its message: a
+    message may quote what was stored (a database error its statement's values)."""
+    chain: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(f"{type(current).__module__}.{type(current).__qualname__}")
+        current = current.__cause__ or current.__context__
+    frames = traceback.extract_tb(exc.__traceback__)[-12:]
+    where = "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in frames)
+    return f"{' <- '.join(chain)} at {where or 'unknown'}"
+
+
+class ExpectedToolError(ToolError):
+    """A domain error on its way through FastMCP, which logs an unknown exception from a
+    tool with its traceback at ERROR but one of its own at the level it carries."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(f"{error.code}: {error.message}", log_level=logging.DEBUG)
+
+
+def quiet(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``fn`` (a tool), raising every failure as an :class:`ExpectedToolError`: a refused
+    call is answered, not logged as a fault, and an unexpected one is logged here by
+    :func:`describe`, never with its message. ``ToolErrors`` shapes it from the cause."""
+
+    @functools.wraps(fn)
+    async def tool(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except DomainError as exc:
+            raise ExpectedToolError(exc) from exc
+        except Exception as exc:
+            error = as_domain_error(exc)
+            raise ExpectedToolError(error) from error
+
+    return tool
+
+
+def quiet_handler(
+    fn: Callable[[Any, Any], Awaitable[R]],
+) -> Callable[[Any, Any], Awaitable[R]]:
+    """A low-level request handler (resources, subscriptions) whose failures are JSON-RPC
+    errors: the SDK logs a traceback for anything else it receives."""
+
+    @functools.wraps(fn)
+    async def handler(ctx: Any, params: Any) -> R:
+        try:
+            return await fn(ctx, params)
+        except MCPError:
+            raise
+        except Exception as exc:
+            raise rpc_error(as_domain_error(exc)) from None
+
+    return handler
 
 
 def error_payload(error: DomainError) -> dict[str, Any]:

@@ -1,64 +1,29 @@
-"""Streamable HTTP: ``/mcp``, ``/health``, protected-resource metadata and the 401 challenge."""
+"""Streamable HTTP: ``/mcp``, ``/health``, protected-resource metadata, and what guards them:
+exact Origin checking (``origin.py``), identity and session caps (``gate.py``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastmcp import FastMCP
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared_context_server import __version__
 from shared_context_server.app import App
-from shared_context_server.errors import DomainError
-from shared_context_server.mcp.identity import AGENT_ID_HEADER, AGENT_TYPE_HEADER, bearer
-from shared_context_server.services.auth import AuthService
-
-MCP_PATH = "/mcp"
-METADATA_PATH = "/.well-known/oauth-protected-resource"
+from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
+from shared_context_server.mcp.gate import MCP_PATH, METADATA_PATH, Gate, GateSettings
+from shared_context_server.mcp.origin import ExactOrigin
+from shared_context_server.mcp.sessions import SessionTable
 
 
-class BearerChallenge:
-    """A request that presents a bad credential is refused with 401 and a challenge.
-
-    Requests without one pass: tools may carry ``auth_token`` and ``authenticate_agent``
-    needs no identity; each handler still requires one.
-    """
-
-    def __init__(self, app: ASGIApp, auth: AuthService) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            credential = bearer(headers)
-            if credential:
-                try:
-                    await self.auth.resolve(
-                        credential, headers.get(AGENT_ID_HEADER), headers.get(AGENT_TYPE_HEADER)
-                    )
-                except DomainError as exc:
-                    await _challenge(exc, headers)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-def _challenge(error: DomainError, headers: Headers) -> Response:
-    metadata = f"http://{headers.get('host', 'localhost')}{METADATA_PATH}"
-    body = {"success": False, "code": error.code, "error": error.message}
-    return Response(
-        json.dumps(body),
-        status_code=401,
-        media_type="application/json",
-        headers={
-            "WWW-Authenticate": f'Bearer error="invalid_token", resource_metadata="{metadata}"'
-        },
-    )
+def _failures(app: App, mcp: FastMCP) -> AuthFailures:
+    """The failure budget the server's tool middleware counts into, shared with the gate."""
+    for middleware in mcp.middleware:
+        if isinstance(middleware, AuthAttempts):
+            return middleware.failures
+    return AuthFailures(app.store, app.clock, app.settings.abuse.auth_failures_per_minute)
 
 
 def build_http_app(app: App, mcp: FastMCP) -> Any:
@@ -87,11 +52,22 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
 
     # FastMCP puts its Host/Origin guard outside the middleware passed here, so a request
     # with a foreign Host (DNS rebinding) is refused before any credential is looked at,
-    # and a 401 challenge never echoes an unchecked Host.
-    return mcp.http_app(
+    # and a 401 challenge never echoes an unchecked Host. Then the exact Origin check,
+    # then the gate (identity, session caps).
+    abuse = settings.abuse
+    sessions = SessionTable()
+    gate = GateSettings(app.auth, _failures(app, mcp), sessions, abuse)
+    hosts = [settings.host, *settings.allowed_hosts]
+    http = mcp.http_app(
         path=MCP_PATH,
-        middleware=[Middleware(BearerChallenge, auth=app.auth)],
+        middleware=[
+            Middleware(ExactOrigin, hosts=hosts, allowed_origins=settings.allowed_origins),
+            Middleware(Gate, settings=gate),
+        ],
         host_origin_protection=True,
         allowed_hosts=settings.allowed_hosts or None,
         allowed_origins=settings.allowed_origins or None,
+        session_idle_timeout=abuse.mcp_session_idle_seconds,
     )
+    sessions.attach(http, abuse.mcp_sessions_total)
+    return http

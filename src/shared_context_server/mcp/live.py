@@ -4,7 +4,9 @@
 the connection's own stream. ``list_changed`` reaches every connection that has made an
 authenticated request. 2026-07-28: ``subscriptions/listen``, whose response is the stream.
 Both authorise when the subscription is made and filter each event through the access
-rules for the subscriber, so nobody hears of a message they may not read.
+rules for the subscriber, so nobody hears of a message they may not read. Each agent may
+hold ``max_subscriptions`` at once (a 2025 subscription or a 2026 listen stream counts one),
+and a listen stream may name at most that many URIs.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from mcp_types import (
 from shared_context_server.domain.access import can_hear
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.principal import Principal
-from shared_context_server.errors import DomainError, InvalidInputError
+from shared_context_server.errors import DomainError, InvalidInputError, LimitExceededError
 from shared_context_server.events.bus import EventBus
 from shared_context_server.mcp.errors import rpc_error
 from shared_context_server.mcp.identity import IdentityResolver
@@ -82,9 +84,16 @@ class _Listen:
 
 
 class LiveUpdates:
-    def __init__(self, bus: EventBus, identity: IdentityResolver, sessions: SessionService) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        identity: IdentityResolver,
+        sessions: SessionService,
+        max_subscriptions: int = 64,
+    ) -> None:
         self._identity = identity
         self._sessions = sessions
+        self._max = max_subscriptions
         self._connections: dict[int, _Connection] = {}
         self._listens: set[_Listen] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,6 +137,22 @@ class LiveUpdates:
         elif parse_memory_uri(uri) is not None:
             raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
 
+    def _held_by(self, agent_id: str) -> int:
+        """Subscriptions ``agent_id`` holds now, in both eras."""
+        held = sum(1 for listen in self._listens if listen.principal.agent_id == agent_id)
+        for known in list(self._connections.values()):
+            if known.connection() is not None:
+                held += sum(1 for w in known.watching.values() if w.agent_id == agent_id)
+        return held
+
+    def _check_room(self, principal: Principal) -> None:
+        if self._held_by(principal.agent_id) >= self._max:
+            raise LimitExceededError(
+                f"{principal.agent_id} holds {self._max} subscriptions, the most one agent "
+                "may; unsubscribe or close a listen stream first",
+                limit=self._max,
+            )
+
     # 2025-11-25 -------------------------------------------------------------------------
 
     async def subscribe(
@@ -137,11 +162,13 @@ class LiveUpdates:
         try:
             principal = await self._identity.resolve(None, ctx.request)
             await self._authorise(principal, uri)
+            known = self.remember(ctx.session, principal)
+            if known is None:
+                raise MCPError(INVALID_REQUEST, "this connection cannot receive notifications")
+            if uri not in known.watching:
+                self._check_room(principal)
         except DomainError as exc:
             raise rpc_error(exc, uri=uri) from exc
-        known = self.remember(ctx.session, principal)
-        if known is None:
-            raise MCPError(INVALID_REQUEST, "this connection cannot receive notifications")
         known.watching[uri] = principal
         return EmptyResult()
 
@@ -164,9 +191,14 @@ class LiveUpdates:
         wanted = params.notifications
         uris = frozenset(wanted.resource_subscriptions or ())
         try:
+            if len(uris) > self._max:
+                raise LimitExceededError(
+                    f"a listen stream may name at most {self._max} URIs", limit=self._max
+                )
             principal = await self._identity.resolve(None, ctx.request)
             for uri in uris:
                 await self._authorise(principal, uri)
+            self._check_room(principal)
         except DomainError as exc:
             raise rpc_error(exc) from exc
         honored = SubscriptionFilter(

@@ -21,12 +21,14 @@ from mcp_types import (
 )
 
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.rate_limit import TokenBuckets
 from shared_context_server.errors import (
     DomainError,
     InvalidInputError,
     PermissionDeniedError,
     ResourceNotFoundError,
 )
+from shared_context_server.mcp.context import within_rate
 from shared_context_server.mcp.errors import rpc_error
 from shared_context_server.mcp.identity import IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
@@ -79,7 +81,9 @@ class Resources:
         sessions: SessionService,
         messages: MessageService,
         memory: MemoryService,
+        calls: TokenBuckets | None = None,
     ) -> None:
+        self._calls = calls
         self._identity = identity
         self._live = live
         self._sessions = sessions
@@ -88,6 +92,8 @@ class Resources:
 
     async def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
         principal = await self._identity.resolve(None, ctx.request)
+        if self._calls is not None:
+            within_rate(self._calls, principal)
         self._live.remember(ctx.session, principal)
         return principal
 

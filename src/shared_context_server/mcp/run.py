@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
 
 from shared_context_server.app import running_app
@@ -9,6 +11,26 @@ from shared_context_server.config import Settings
 from shared_context_server.mcp.http import build_http_app
 from shared_context_server.mcp.identity import AmbientCredential
 from shared_context_server.mcp.server import build_server
+from shared_context_server.mcp.slow_clients import bounded_protocol
+
+
+def http_config(http: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn for ``http``: deadlines for slow clients, a connection ceiling, and proxy
+    headers believed only from the proxies the settings name (``options``: more of
+    ``uvicorn.Config``'s)."""
+    abuse = settings.abuse
+    return uvicorn.Config(
+        http,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        http=bounded_protocol(abuse.header_timeout_seconds, abuse.body_timeout_seconds),
+        limit_concurrency=abuse.max_connections,
+        proxy_headers=bool(abuse.trusted_proxies),
+        forwarded_allow_ips=abuse.trusted_proxies or None,
+        **options,
+    )
 
 
 async def run_server(settings: Settings) -> None:
@@ -22,11 +44,4 @@ async def run_server(settings: Settings) -> None:
             await build_server(app, ambient).run_stdio_async(show_banner=False)
             return
         http = build_http_app(app, build_server(app))
-        config = uvicorn.Config(
-            http,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            lifespan="on",
-        )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(http_config(http, settings)).serve()

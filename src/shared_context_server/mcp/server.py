@@ -14,8 +14,10 @@ from mcp_types import (
 
 from shared_context_server import __version__
 from shared_context_server.app import App
+from shared_context_server.domain.rate_limit import TokenBuckets
+from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
 from shared_context_server.mcp.context import ToolContext
-from shared_context_server.mcp.errors import ToolErrors
+from shared_context_server.mcp.errors import ToolErrors, quiet_handler
 from shared_context_server.mcp.identity import AmbientCredential, IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
 from shared_context_server.mcp.resources import Resources
@@ -33,26 +35,35 @@ Subscribe to session://{session_id} to hear of new messages.
 
 
 def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
+    abuse = app.settings.abuse
     identity = IdentityResolver(app.auth, ambient)
-    live = LiveUpdates(app.bus, identity, app.sessions)
+    live = LiveUpdates(app.bus, identity, app.sessions, abuse.listen_streams_per_agent)
+    calls = TokenBuckets(app.clock, abuse.calls_burst, abuse.calls_per_second)
     mcp = FastMCP(
         "shared-context-server",
         version=__version__,
         instructions=INSTRUCTIONS,
         mask_error_details=True,
     )
+    # Outermost first: failed authentication is counted from the shaped tool result.
+    failures = AuthFailures(app.store, app.clock, abuse.auth_failures_per_minute)
+    mcp.add_middleware(AuthAttempts(failures))
     mcp.add_middleware(ToolErrors())
-    register_tools(mcp, ToolContext(app, identity, live), app.settings.tool_profile)
+    register_tools(mcp, ToolContext(app, identity, live, calls), app.settings.tool_profile)
 
-    resources = Resources(identity, live, app.sessions, app.messages, app.memory)
+    resources = Resources(identity, live, app.sessions, app.messages, app.memory, calls)
     low = mcp._mcp_server
     # Advertise only the change notifications this server sends: the tool set is fixed
     # and there are no prompts, so neither list ever changes.
     low.notification_options = NotificationOptions(resources_changed=True)
-    low.add_request_handler("resources/list", PaginatedRequestParams, resources.list)
-    low.add_request_handler("resources/templates/list", PaginatedRequestParams, resources.templates)
-    low.add_request_handler("resources/read", ReadResourceRequestParams, resources.read)
-    low.add_request_handler("resources/subscribe", SubscribeRequestParams, live.subscribe)
-    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe)
-    low.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, live.listen)
+    handlers = [
+        ("resources/list", PaginatedRequestParams, resources.list),
+        ("resources/templates/list", PaginatedRequestParams, resources.templates),
+        ("resources/read", ReadResourceRequestParams, resources.read),
+        ("resources/subscribe", SubscribeRequestParams, live.subscribe),
+        ("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe),
+        ("subscriptions/listen", SubscriptionsListenRequestParams, live.listen),
+    ]
+    for method, params, handler in handlers:
+        low.add_request_handler(method, params, quiet_handler(handler))  # type: ignore[arg-type]
     return mcp

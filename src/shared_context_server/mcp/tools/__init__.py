@@ -9,6 +9,7 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 
 from shared_context_server.mcp.context import ToolContext
+from shared_context_server.mcp.errors import quiet
 from shared_context_server.mcp.tools import (
     audit,
     coordination,
@@ -69,9 +70,20 @@ class _Profiled:
         return decorate
 
 
+class _Quiet:
+    """Registers each tool so that its domain errors reach FastMCP as expected ones."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def tool(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = self._target.tool(**options)
+        return lambda fn: register(quiet(fn))
+
+
 def register_tools(mcp: FastMCP, ctx: ToolContext, profile: str = "all") -> None:
     """Register the tools of ``profile``: ``all``, ``core`` (an agent's everyday set) or
     ``readonly`` (tools that change nothing, plus authentication)."""
-    target: Any = mcp if profile == "all" else _Profiled(mcp, profile)
+    target: Any = _Quiet(mcp if profile == "all" else _Profiled(mcp, profile))
     for family in FAMILIES:
         family.register(target, ctx)

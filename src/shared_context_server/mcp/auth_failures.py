@@ -1,0 +1,157 @@
+"""Failed authentication per client address: a token bucket, and an audit record for each
+failure the bucket lets through (so a flood writes a bounded number of them).
+
+Once an address's bucket is empty, its further attempts are answered ``RATE_LIMITED``
+without looking anything up: API keys (a database lookup) are not checked at all. A
+JWT's signature is still checked, which costs no database read for a forged one, so an
+agent holding a valid token keeps working while another client at its address (on
+loopback, every local client shares one) floods the server with bad credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from typing import Any
+
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+
+from shared_context_server.clock import Clock
+from shared_context_server.domain.audit import AuditEvent
+from shared_context_server.domain.limits import check_agent_id
+from shared_context_server.domain.rate_limit import TokenBuckets
+from shared_context_server.errors import InvalidInputError, RateLimitedError
+from shared_context_server.mcp.context import current_request
+from shared_context_server.mcp.errors import error_result
+from shared_context_server.services.auth import API_KEY_PREFIX
+from shared_context_server.storage.store import Store
+
+# What a forged or guessed credential gets: a key that is no key, a token that is not one
+# of ours. A revoked or expired token, or a real key naming an agent outside its binding,
+# was issued by this server: it fails for its holder, who is known, and does not count.
+FAILED_AUTH_CODES = frozenset(
+    {"AUTH_FAILED", "TOKEN_INVALID", "TOKEN_WRONG_AUDIENCE", "TOKEN_UNSUPPORTED_ALGORITHM"}
+)
+ANONYMOUS = "anonymous"
+
+
+def is_jwt(credential: str) -> bool:
+    """Shaped like a JWT, as ``AuthService.resolve`` tells tokens from API keys."""
+    return not credential.startswith(API_KEY_PREFIX) and credential.count(".") == 2
+
+
+def retry_after(seconds: float) -> float:
+    """Whole seconds, at least one: what ``Retry-After`` can say."""
+    return float(max(1, math.ceil(seconds)))
+
+
+def rate_limited(wait: float) -> RateLimitedError:
+    seconds = retry_after(wait)
+    return RateLimitedError(
+        f"too many failed authentications from this address; retry in {seconds:.0f} s",
+        retry_after=seconds,
+    )
+
+
+def claimed(agent_id: Any) -> str:
+    """The agent id a failed caller named, if it is a well-formed one (it is not proven)."""
+    if isinstance(agent_id, str):
+        try:
+            return check_agent_id(agent_id)
+        except InvalidInputError:
+            pass
+    return ANONYMOUS
+
+
+class AuthFailures:
+    def __init__(self, store: Store, clock: Clock, per_minute: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._buckets = TokenBuckets(clock, per_minute, per_minute / 60)
+
+    def blocked(self, address: str | None) -> float:
+        """Seconds until ``address`` may fail again; 0.0 if it may now."""
+        return 0.0 if address is None else self._buckets.wait(address)
+
+    async def failed(
+        self,
+        address: str | None,
+        code: str,
+        via: str,
+        agent_id: str = ANONYMOUS,
+        *,
+        audit: bool = True,
+    ) -> None:
+        """Count a failure; audit it (never the credential) if the bucket had room. Without
+        an address (stdio, in memory: one local client) nothing is counted or audited."""
+        if address is None or self._buckets.take(address) > 0:
+            return
+        if audit:
+            metadata = {"via": via, "code": code, "address": address}
+            event = AuditEvent(
+                "auth.failed", agent_id, "unknown", self._clock.now(), metadata=metadata
+            )
+            await self._store.append_audit(event)
+
+
+def address_key(host: str | None) -> str | None:
+    """Whose failures these are: the client's IPv4 address, or its IPv6 /64 (one host
+    commonly holds a whole /64, and would otherwise pose as endless addresses)."""
+    if host is None:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if not address.is_loopback:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def client_address() -> str | None:
+    """The HTTP client's address key; None outside HTTP (stdio, in-memory clients)."""
+    request = current_request()
+    client = getattr(request, "client", None)
+    return None if client is None else address_key(str(client.host))
+
+
+class AuthAttempts(Middleware):
+    """``authenticate_agent``, ``refresh_token`` and any call with an ``auth_token`` are
+    authentication attempts: refused while their address is over its failure budget, and
+    counted when their credential fails."""
+
+    def __init__(self, failures: AuthFailures) -> None:
+        self.failures = failures
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, ToolResult]
+    ) -> ToolResult:
+        name = getattr(context.message, "name", "")
+        arguments = getattr(context.message, "arguments", None) or {}
+        token = arguments.get("auth_token")
+        key_attempt = name == "authenticate_agent"
+        if not key_attempt and not (isinstance(token, str) and token):
+            return await call_next(context)
+        address = client_address()
+        wait = self.failures.blocked(address)
+        if wait and (key_attempt or not is_jwt(str(token))):
+            return error_result(rate_limited(wait))
+        result = await call_next(context)
+        code = (result.structured_content or {}).get("code") if result.is_error else None
+        if code not in FAILED_AUTH_CODES:
+            return result
+        if wait:
+            return error_result(rate_limited(wait))
+        # authenticate_agent audits its own failures (services/auth.py).
+        await self.failures.failed(
+            address,
+            str(code),
+            name if key_attempt else "auth_token",
+            claimed(arguments.get("agent_id")),
+            audit=not key_attempt,
+        )
+        return result
