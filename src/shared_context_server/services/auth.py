@@ -142,6 +142,17 @@ class AuthService:
             name, now, audit=system_audit("api_key.revoked", now, target=name)
         )
 
+    def known_key(self, credential: str) -> bool:
+        """Whether ``credential`` is an API key this process verified within the revocation
+        re-check interval: its holder is let through a failed-authentication limit that
+        others at the same address ran out."""
+        digest = hash_api_key(credential)
+        now = time.monotonic()
+        return any(
+            k[0] == digest and now - checked < REVOCATION_RECHECK_SECONDS
+            for k, (_, checked) in self._keys.items()
+        )
+
     async def verify_api_key(self, key: str) -> ApiKey:
         record = await self._store.find_api_key(hash_api_key(key))
         if record is None or record.revoked_at is not None:
