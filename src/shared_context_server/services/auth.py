@@ -87,6 +87,8 @@ class AuthService:
         self._verified: dict[str, tuple[Principal, str, float, float]] = {}
         # (key hash, agent id, agent type) -> (principal, monotonic time of the last check)
         self._keys: dict[tuple[str, str | None, str | None], tuple[Principal, float]] = {}
+        # key hash -> monotonic time it last verified (see known_key)
+        self._good_keys: dict[str, float] = {}
         # Registered agent ids never change hands, so who holds one is remembered.
         self._owners: dict[str, IdentityOwner] = {}
 
@@ -137,6 +139,7 @@ class AuthService:
         at once here and within REVOCATION_RECHECK_SECONDS in other processes."""
         self._verified = {t: v for t, v in self._verified.items() if v[0].key_name != name}
         self._keys = {k: v for k, v in self._keys.items() if v[0].key_name != name}
+        self._good_keys.clear()  # re-verified on next use
         now = self._clock.now()
         return await self._store.revoke_api_key(
             name, now, audit=system_audit("api_key.revoked", now, target=name)
@@ -146,12 +149,8 @@ class AuthService:
         """Whether ``credential`` is an API key this process verified within the revocation
         re-check interval: its holder is let through a failed-authentication limit that
         others at the same address ran out."""
-        digest = hash_api_key(credential)
-        now = time.monotonic()
-        return any(
-            k[0] == digest and now - checked < REVOCATION_RECHECK_SECONDS
-            for k, (_, checked) in self._keys.items()
-        )
+        checked = self._good_keys.get(hash_api_key(credential))
+        return checked is not None and time.monotonic() - checked < REVOCATION_RECHECK_SECONDS
 
     async def verify_api_key(self, key: str) -> ApiKey:
         record = await self._store.find_api_key(hash_api_key(key))
@@ -394,7 +393,9 @@ class AuthService:
         await self._admit(record, principal.agent_id, principal.agent_type)
         if len(self._keys) > CACHE_ENTRIES:
             self._keys.clear()
+            self._good_keys.clear()
         self._keys[cache_key] = (principal, time.monotonic())
+        self._good_keys[cache_key[0]] = time.monotonic()
         return principal
 
 
