@@ -44,6 +44,8 @@ DEFAULT_PERMISSIONS = frozenset({Permission.READ, Permission.WRITE})
 ALL_PERMISSIONS = frozenset(Permission)
 # A validated token or API key is trusted this long before revocation is checked again.
 REVOCATION_RECHECK_SECONDS = 2.0
+# How long a key verified once still passes a failed-authentication limit (known_key).
+KNOWN_KEY_SECONDS = 600.0
 MIN_API_KEY_CHARS = 32
 # Shell-style patterns over the agent-id alphabet: worker-*, ci-??, team-[ab]-*.
 AGENT_PATTERN = re.compile(r"^[A-Za-z0-9._@*?\[\]-]{1,100}$")
@@ -146,11 +148,11 @@ class AuthService:
         )
 
     def known_key(self, credential: str) -> bool:
-        """Whether ``credential`` is an API key this process verified within the revocation
-        re-check interval: its holder is let through a failed-authentication limit that
-        others at the same address ran out."""
+        """Whether ``credential`` is an API key this process verified lately: its holder is
+        let through (to be verified again as usual) a failed-authentication limit that others
+        at the same address ran out."""
         checked = self._good_keys.get(hash_api_key(credential))
-        return checked is not None and time.monotonic() - checked < REVOCATION_RECHECK_SECONDS
+        return checked is not None and time.monotonic() - checked < KNOWN_KEY_SECONDS
 
     async def verify_api_key(self, key: str) -> ApiKey:
         record = await self._store.find_api_key(hash_api_key(key))
