@@ -194,7 +194,13 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
             store, bus, clock, sessions, max_wait_seconds=settings.wait_max_seconds
         ),
         delegation=DelegationService(
-            store, clock, auth, sessions, locks, max_ttl_seconds=settings.token_ttl_seconds
+            store,
+            clock,
+            auth,
+            sessions,
+            locks,
+            max_ttl_seconds=settings.token_ttl_seconds,
+            max_live=settings.abuse.delegations_per_agent,
         ),
         health=HealthService(store, clock),
     )

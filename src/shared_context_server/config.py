@@ -60,6 +60,9 @@ class Abuse(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SCS_ABUSE_", extra="ignore")
 
+    # Unexpired delegated tokens one agent may have minted (sub-agents share their
+    # delegator's caps, quotas and rates, so this bounds what delegation multiplies).
+    delegations_per_agent: int = 100
     # Open 2025-11-25 MCP sessions per identity; more get HTTP 429.
     mcp_sessions_per_agent: int = 32
     # Live subscriptions per identity: each 2025 resources/subscribe and each 2026

@@ -20,7 +20,7 @@ async def _delegate(app: App, token: str, **arguments: Any) -> tuple[str, dict[s
 async def test_a_sub_agent_works_in_its_session_only(
     app: App, tokens: dict[str, str], mode: str
 ) -> None:
-    session_id, minted = await _delegate(app, tokens["alice"], agent_type="codex")
+    session_id, minted = await _delegate(app, tokens["alice"])
     assert minted["permissions"] == ["read", "write"]
     assert minted["session_id"] == session_id
     async with connect_client(app, tokens["alice"]) as alice:
@@ -29,7 +29,7 @@ async def test_a_sub_agent_works_in_its_session_only(
     async with connect_client(app, minted["token"], mode=mode) as sub:
         posted = await ok(sub, "add_message", session_id=session_id, content="done")
         assert posted["message"]["sender"] == "alice:sub-1"
-        assert posted["message"]["sender_type"] == "codex"
+        assert posted["message"]["sender_type"] == "claude"  # alice's: a key vouched for it
         assert [s["id"] for s in (await ok(sub, "list_sessions"))["sessions"]] == [session_id]
         for tool, args in [
             ("get_messages", {"session_id": other}),

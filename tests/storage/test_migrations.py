@@ -155,6 +155,7 @@ async def test_keys_and_agents_from_before_0004_are_bound_and_registered(
         assert keys["ci-bot"] == KeyBinding("ci-bot", agent_types=frozenset({"generic"}))
         for agent_id in (session.created_by, "alice"):
             assert await store.identity_owner(agent_id) == IdentityOwner(None)
+        assert await store.identity_owner("ci-bot") == IdentityOwner("ci-bot")
         assert await store.identity_owner("nobody") is None
     finally:
         engine.dispose()

@@ -27,5 +27,11 @@ class Principal:
         return self.session_id is None or self.session_id == session_id
 
     @property
+    def root_id(self) -> str:
+        """Whose budget the caller spends: a sub-agent its delegator's, so minting
+        sub-agents multiplies no cap, quota or rate."""
+        return self.delegated_by or self.agent_id
+
+    @property
     def is_admin(self) -> bool:
         return Permission.ADMIN in self.permissions

@@ -24,7 +24,7 @@ def current_request() -> Any | None:
 
 def within_rate(calls: TokenBuckets, principal: Principal) -> Principal:
     """``principal``, if its call rate allows one more call; else ``RATE_LIMITED``."""
-    wait = calls.take(principal.agent_id)
+    wait = calls.take(principal.root_id)
     if wait:
         seconds = round(max(wait, 0.001), 3)
         raise RateLimitedError(

@@ -138,15 +138,15 @@ class LiveUpdates:
             raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
 
     def _held_by(self, agent_id: str) -> int:
-        """Subscriptions ``agent_id`` holds now, in both eras."""
-        held = sum(1 for listen in self._listens if listen.principal.agent_id == agent_id)
+        """Subscriptions ``agent_id`` and its sub-agents hold now, in both eras."""
+        held = sum(1 for listen in self._listens if listen.principal.root_id == agent_id)
         for known in list(self._connections.values()):
             if known.connection() is not None:
-                held += sum(1 for w in known.watching.values() if w.agent_id == agent_id)
+                held += sum(1 for w in known.watching.values() if w.root_id == agent_id)
         return held
 
     def _check_room(self, principal: Principal) -> None:
-        if self._held_by(principal.agent_id) >= self._max:
+        if self._held_by(principal.root_id) >= self._max:
             raise LimitExceededError(
                 f"{principal.agent_id} holds {self._max} subscriptions, the most one agent "
                 "may; unsubscribe or close a listen stream first",

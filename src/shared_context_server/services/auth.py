@@ -24,6 +24,7 @@ from shared_context_server.domain.audit import AuditEvent, audit, system_audit
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import ApiKey, KeyBinding, Permission
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.rate_limit import TokenBuckets
 from shared_context_server.errors import (
     AuthFailedError,
     IdentityNotAllowedError,
@@ -47,6 +48,7 @@ REVOCATION_RECHECK_SECONDS = 2.0
 # How long a key verified once still passes a failed-authentication limit (known_key).
 KNOWN_KEY_SECONDS = 600.0
 MIN_API_KEY_CHARS = 32
+REFUSALS_AUDITED_BURST = 30
 # Shell-style patterns over the agent-id alphabet: worker-*, ci-??, team-[ab]-*.
 AGENT_PATTERN = re.compile(r"^[A-Za-z0-9._@*?\[\]-]{1,100}$")
 CACHE_ENTRIES = 10_000
@@ -91,6 +93,8 @@ class AuthService:
         self._keys: dict[tuple[str, str | None, str | None], tuple[Principal, float]] = {}
         # key hash -> monotonic time it last verified (see known_key)
         self._good_keys: dict[str, float] = {}
+        # Refusals of an identity audited per key: a burst, then one a second.
+        self._refusals = TokenBuckets(clock, REFUSALS_AUDITED_BURST, 1.0)
         # Registered agent ids never change hands, so who holds one is remembered.
         self._owners: dict[str, IdentityOwner] = {}
 
@@ -115,6 +119,8 @@ class AuthService:
                 f"an API key needs at least {MIN_API_KEY_CHARS} characters", field="key"
             )
         plain = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+        if binding.agent_id is not None:
+            await self._check_id_free(binding.agent_id)
         now = self._clock.now()
         record = await self._store.create_api_key(
             uuid.uuid4().hex[:16],
@@ -131,7 +137,35 @@ class AuthService:
                 acts_as=binding.describe(),
             ),
         )
+        if (
+            binding.agent_id is not None
+            and await self._store.identity_owner(binding.agent_id) is None
+        ):
+            # The id is the key's from now on: no pattern key can claim it before first use.
+            await self._register(binding.agent_id, name)
         return record, plain
+
+    async def _check_id_free(self, agent_id: str) -> None:
+        """A key bound by name may share an id with operators and other keys bound to it
+        by name (a rotation), never take one a pattern key registered: that id's notes
+        and memory are the pattern key's agent's."""
+        owner = await self._store.identity_owner(agent_id)
+        if owner is None or owner.key_name is None:
+            return
+        holder = next(k for k in await self._store.list_api_keys() if k.name == owner.key_name)
+        if holder.binding.agent_id != agent_id:
+            raise IdentityNotAllowedError(
+                f"agent id {agent_id!r} was registered by the key {holder.name!r}; bind this "
+                "key to another id",
+                agent_id=agent_id,
+                reason="owned",
+            )
+
+    async def _register(self, agent_id: str, key_name: str | None) -> IdentityOwner:
+        event = system_audit(
+            "identity.registered", self._clock.now(), target=agent_id, key=key_name
+        )
+        return await self._store.register_identity(agent_id, key_name, event.at, audit=event)
 
     async def list_api_keys(self) -> list[ApiKey]:
         return await self._store.list_api_keys()
@@ -213,23 +247,20 @@ class AuthService:
             owner = self._owners.get(agent_id) or await self._store.identity_owner(agent_id)
             require_may_act_as(key, agent_id, agent_type, owner)
             if owner is None:
-                event = system_audit(
-                    "identity.registered", self._clock.now(), target=agent_id, key=key.name
-                )
-                owner = await self._store.register_identity(
-                    agent_id, None if key.binding.any_agent else key.name, event.at, audit=event
-                )
+                owner = await self._register(agent_id, None if key.binding.any_agent else key.name)
                 require_may_act_as(key, agent_id, agent_type, owner)  # lost a race to register
         except IdentityNotAllowedError as exc:
-            refused = AuditEvent(
-                "auth.identity_refused",
-                agent_id,
-                agent_type,
-                self._clock.now(),
-                target=key.name,
-                metadata={"reason": exc.details.get("reason")},
-            )
-            await self._store.append_audit(refused)
+            # Audited, but a key refused over and over writes a bounded number of records.
+            if not self._refusals.take(key.name):
+                refused = AuditEvent(
+                    "auth.identity_refused",
+                    agent_id,
+                    agent_type,
+                    self._clock.now(),
+                    target=key.name,
+                    metadata={"reason": exc.details.get("reason")},
+                )
+                await self._store.append_audit(refused)
             raise
         if len(self._owners) > CACHE_ENTRIES:
             self._owners.clear()
@@ -240,10 +271,7 @@ class AuthService:
         but a sub-agent's or a reserved one; a new agent id is registered to operators."""
         require_mintable(principal.agent_id)
         if await self._store.identity_owner(principal.agent_id) is None:
-            event = system_audit(
-                "identity.registered", self._clock.now(), target=principal.agent_id
-            )
-            await self._store.register_identity(principal.agent_id, None, event.at, audit=event)
+            await self._register(principal.agent_id, None)
         token, _ = self.issue_token(principal)
         return token
 

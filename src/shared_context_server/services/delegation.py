@@ -14,6 +14,7 @@ from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import Delegation, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
+    IdentityNotAllowedError,
     InvalidInputError,
     LimitExceededError,
     PermissionDeniedError,
@@ -43,6 +44,7 @@ class DelegationService:
         locks: LockService,
         *,
         max_ttl_seconds: float,
+        max_live: int = 100,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -50,23 +52,32 @@ class DelegationService:
         self._sessions = sessions
         self._locks = locks
         self._max_ttl = max_ttl_seconds
+        self._max_live = max_live
 
     async def delegate(
         self,
         principal: Principal,
         agent_id: str,
-        agent_type: str,
+        agent_type: str | None,
         session_id: str,
         permissions: frozenset[Permission],
         expires_in: float,
     ) -> DelegatedToken:
+        """A token for ``<caller>:<agent_id>`` of the caller's own agent type (a key vouches
+        for the types its agents may have; a sub-agent cannot widen that)."""
         require(principal, Permission.WRITE)
         if principal.session_id is not None:
             raise PermissionDeniedError("a delegated token cannot delegate further")
         # A sub-agent is named under its delegator, so no delegator can pose as another agent.
         prefix = f"{principal.agent_id}:"
         agent_id = check_agent_id(agent_id if agent_id.startswith(prefix) else prefix + agent_id)
-        check_agent_id(agent_type, "agent_type")
+        agent_type = agent_type or principal.agent_type
+        if agent_type != principal.agent_type:
+            raise IdentityNotAllowedError(
+                f"a sub-agent has its delegator's agent type ({principal.agent_type})",
+                agent_type=agent_type,
+                reason="agent_type",
+            )
         if not permissions:
             raise InvalidInputError("grant at least one permission", field="permissions")
         if permissions - DELEGABLE:
@@ -88,6 +99,14 @@ class DelegationService:
             )
         await self._sessions.get(principal, session_id)
         now = self._clock.now()
+        live = await self._store.live_delegations(principal.agent_id, now)
+        if live >= self._max_live:
+            raise LimitExceededError(
+                f"{live} delegated tokens of yours are unexpired; {self._max_live} is the most",
+                quota="delegations_per_agent",
+                limit=self._max_live,
+                current=live,
+            )
         jti = uuid.uuid4().hex
         sub_agent = Principal(
             agent_id,

@@ -115,7 +115,7 @@ class MessageService:
                     parent_message_id=parent_message_id,
                 )
         now = self._clock.now()
-        self._rate.take(principal.agent_id, now)
+        self._rate.take(principal.root_id, now)
         try:
             message, event = await self._store.add_message(
                 new,
@@ -131,7 +131,7 @@ class MessageService:
                 ),
             )
         except BaseException:
-            self._rate.give_back(principal.agent_id, now)
+            self._rate.give_back(principal.root_id, now)
             raise
         if event is not None:
             self._bus.publish(event)

@@ -185,6 +185,19 @@ class IdentityRows(SqlBase):
         return None if row is None else delegation_of(row)
 
     @threaded
+    def live_delegations(self, delegator: str, now: datetime) -> int:
+        """How many unexpired delegations ``delegator`` has made (revoked ones included:
+        they expire like the rest, so the count cannot be reset by revoking)."""
+        col = delegations.c
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(delegations)
+            .where(col.delegator == delegator, col.expires_at > now)
+        )
+        with self._read() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    @threaded
     def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]:
         """Unexpired delegations made by identities obtained with the key ``key_name``."""
         col = delegations.c

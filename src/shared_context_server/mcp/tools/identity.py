@@ -66,7 +66,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     async def delegate_token(
         agent_id: AgentName,
         session_id: Annotated[str, Field(min_length=1, max_length=64)],
-        agent_type: AgentName = "generic",
+        agent_type: Annotated[
+            AgentName | None, Field(description="Yours (the default); no other is allowed.")
+        ] = None,
         permissions: Annotated[
             list[PermissionName] | None,
             Field(min_length=1, max_length=4, description="Default: read and write."),
@@ -74,8 +76,9 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         expires_in: Annotated[float, Field(gt=0, description="Seconds (default 1 hour).")] = 3600,
         auth_token: AuthToken = None,
     ) -> DelegatedTokenResult:
-        """Mint a token for a sub-agent, named "<you>:<agent_id>": it works only in
-        session_id, carries read/write you hold, cannot be refreshed or delegated further,
+        """Mint a token for a sub-agent, named "<you>:<agent_id>", of your agent type: it
+        works only in session_id, carries read/write you hold, cannot be refreshed or
+        delegated further (at most 100 unexpired per delegator),
         and you (or an admin) can revoke it with revoke_token(jti)."""
         caller = await ctx.caller(auth_token)
         minted = await delegation.delegate(

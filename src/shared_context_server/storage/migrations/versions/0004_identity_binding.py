@@ -6,7 +6,8 @@ keyed-hash version; memory entries their size.
 
 Existing keys: the bootstrap and environment admin keys become operator keys (any agent);
 every other key is bound to the agent named like the key, of any type it declared so far
-("generic"). Existing agent ids are registered to operators, so no key can claim them.
+("generic"). Existing agent ids are registered to operators, so no key can claim them;
+the id of a key bound by name is registered to that key.
 
 Revision ID: 0004
 Revises: 0003
@@ -66,6 +67,13 @@ def upgrade() -> None:
             UNION ALL SELECT created_by, created_at FROM sessions
             UNION ALL SELECT agent_id, first_seen FROM agents
         ) AS known GROUP BY agent_id"""
+    )
+    # An id a key is bound to by name is that key's, used yet or not.
+    op.execute(
+        """INSERT INTO agent_identities (agent_id, key_name, created_at)
+        SELECT agent_id, name, created_at FROM api_keys
+        WHERE agent_id IS NOT NULL
+          AND agent_id NOT IN (SELECT agent_id FROM agent_identities)"""
     )
 
     with op.batch_alter_table("delegations") as batch:
