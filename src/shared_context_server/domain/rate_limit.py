@@ -45,6 +45,16 @@ class TokenBuckets:
             return 0.0
         return (cost - bucket.tokens) / self.per_second
 
+    def give(self, key: str, cost: float = 1.0) -> None:
+        """Return ``cost`` tokens taken from ``key`` (a reservation not used); a bucket
+        that is full again is forgotten, as if it had never been touched."""
+        if not self.enabled or key not in self._buckets:
+            return
+        bucket = self._refilled(key)
+        bucket.tokens = min(self.capacity, bucket.tokens + cost)
+        if bucket.tokens >= self.capacity:
+            del self._buckets[key]
+
     def wait(self, key: str, cost: float = 1.0) -> float:
         """Seconds until ``key`` could take ``cost`` tokens (0.0: now); takes nothing."""
         if not self.enabled or key not in self._buckets:

@@ -1,17 +1,21 @@
 """Failed authentication per client address: a token bucket, and an audit record for each
 failure the bucket lets through (so a flood writes a bounded number of them).
 
-Once an address's bucket is empty, its further attempts are answered ``RATE_LIMITED``
-without looking anything up: API keys (a database lookup) are not checked at all. A
-JWT's signature is still checked, which costs no database read for a forged one, so an
-agent holding a valid token keeps working while another client at its address (on
-loopback, every local client shares one) floods the server with bad credentials.
+An attempt that would look an API key up spends its token *before* the lookup and gets
+it back if the key turns out to be good, so concurrent bad keys cannot outrun the budget
+and valid callers never spend it. Once an address's bucket is empty, its further API keys
+are answered ``RATE_LIMITED`` without a lookup, except a key this process verified lately
+(``AuthService.known_key``), which is verified as usual: a local flood cannot lock out an
+agent that uses its key as a bearer. A JWT's signature is still checked, which costs no
+database read for a forged one, so an agent holding a valid token keeps working while
+another client at its address (every loopback client shares one) floods the server.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -34,6 +38,7 @@ FAILED_AUTH_CODES = frozenset(
     {"AUTH_FAILED", "TOKEN_INVALID", "TOKEN_WRONG_AUDIENCE", "TOKEN_UNSUPPORTED_ALGORITHM"}
 )
 ANONYMOUS = "anonymous"
+LOOPBACK = "loopback"
 
 
 def is_jwt(credential: str) -> bool:
@@ -70,9 +75,16 @@ class AuthFailures:
         self._clock = clock
         self._buckets = TokenBuckets(clock, per_minute, per_minute / 60)
 
-    def blocked(self, address: str | None) -> float:
-        """Seconds until ``address`` may fail again; 0.0 if it may now."""
-        return 0.0 if address is None else self._buckets.wait(address)
+    def reserve(self, address: str | None) -> float:
+        """Spend one failure up front, before a lookup: 0.0 if the bucket had it (``refund``
+        it unless the credential fails), else the seconds until it will. Without an address
+        (stdio, in memory: one local client) nothing is counted."""
+        return 0.0 if address is None else self._buckets.take(address)
+
+    def refund(self, address: str | None) -> None:
+        """Give back a reserved failure: the credential was good, or failed uncounted."""
+        if address is not None:
+            self._buckets.give(address)
 
     async def failed(
         self,
@@ -82,33 +94,43 @@ class AuthFailures:
         agent_id: str = ANONYMOUS,
         *,
         audit: bool = True,
-    ) -> None:
-        """Count a failure; audit it (never the credential) if the bucket had room. Without
-        an address (stdio, in memory: one local client) nothing is counted or audited."""
-        if address is None or self._buckets.take(address) > 0:
-            return
+        reserved: bool = False,
+    ) -> float:
+        """Count a failure (``reserved``: already counted) and audit it, never with the
+        credential. 0.0 if it was counted; else the bucket was empty, nothing is audited,
+        and the seconds until it refills are returned (answer ``RATE_LIMITED``)."""
+        if address is None:
+            return 0.0
+        if not reserved:
+            wait = self._buckets.take(address)
+            if wait:
+                return wait
         if audit:
             metadata = {"via": via, "code": code, "address": address}
             event = AuditEvent(
                 "auth.failed", agent_id, "unknown", self._clock.now(), metadata=metadata
             )
             await self._store.append_audit(event)
+        return 0.0
 
 
 def address_key(host: str | None) -> str | None:
     """Whose failures these are: the client's IPv4 address, or its IPv6 /64 (one host
-    commonly holds a whole /64, and would otherwise pose as endless addresses)."""
+    commonly holds a whole /64, and would otherwise pose as endless addresses). Every
+    loopback address (127/8, ``::1``, IPv4-mapped) is one key, ``loopback``: a local
+    client may bind any address in 127/8 and would otherwise get a budget for each."""
     if host is None:
         return None
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return LOOPBACK
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        if not address.is_loopback:
-            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 
 
@@ -122,10 +144,11 @@ def client_address() -> str | None:
 class AuthAttempts(Middleware):
     """``authenticate_agent``, ``refresh_token`` and any call with an ``auth_token`` are
     authentication attempts: refused while their address is over its failure budget, and
-    counted when their credential fails."""
+    counted when their credential fails. ``known`` is ``AuthService.known_key``."""
 
-    def __init__(self, failures: AuthFailures) -> None:
+    def __init__(self, failures: AuthFailures, known: Callable[[str], bool]) -> None:
         self.failures = failures
+        self._known = known
 
     async def on_call_tool(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, ToolResult]
@@ -137,21 +160,32 @@ class AuthAttempts(Middleware):
         if not key_attempt and not (isinstance(token, str) and token):
             return await call_next(context)
         address = client_address()
-        wait = self.failures.blocked(address)
-        if wait and (key_attempt or not is_jwt(str(token))):
-            return error_result(rate_limited(wait))
-        result = await call_next(context)
-        code = (result.structured_content or {}).get("code") if result.is_error else None
-        if code not in FAILED_AUTH_CODES:
-            return result
-        if wait:
-            return error_result(rate_limited(wait))
-        # authenticate_agent audits its own failures (services/auth.py).
-        await self.failures.failed(
-            address,
-            str(code),
-            name if key_attempt else "auth_token",
-            claimed(arguments.get("agent_id")),
-            audit=not key_attempt,
+        credential = arguments.get("api_key") if key_attempt else token
+        # A key lookup spends its failure up front (a known key is let through the budget).
+        reserved = (key_attempt or not is_jwt(str(token))) and not (
+            isinstance(credential, str) and self._known(credential)
         )
-        return result
+        if reserved:
+            wait = self.failures.reserve(address)
+            if wait:
+                return error_result(rate_limited(wait))
+        counted = False
+        try:
+            result = await call_next(context)
+            code = (result.structured_content or {}).get("code") if result.is_error else None
+            if code not in FAILED_AUTH_CODES:
+                return result
+            counted = True
+            # authenticate_agent audits its own failures (services/auth.py).
+            wait = await self.failures.failed(
+                address,
+                str(code),
+                name if key_attempt else "auth_token",
+                claimed(arguments.get("agent_id")),
+                audit=not key_attempt,
+                reserved=reserved,
+            )
+            return error_result(rate_limited(wait)) if wait else result
+        finally:
+            if reserved and not counted:
+                self.failures.refund(address)

@@ -218,20 +218,31 @@ class Gate:
     ) -> Principal | Response:
         client = scope.get("client")
         address = address_key(str(client[0])) if client else None
-        wait = self._failures.blocked(address)
-        if wait and not is_jwt(credential):
-            return limited(429, rate_limited(wait))
+        # An API key lookup spends its failure up front, so concurrent bad keys cannot
+        # outrun the budget; a key verified lately is let through a spent one.
+        reserved = not is_jwt(credential) and not self._auth.known_key(credential)
+        if reserved:
+            wait = self._failures.reserve(address)
+            if wait:
+                return limited(429, rate_limited(wait))
+        counted = False
         try:
             return await self._auth.resolve(
                 credential, headers.get(AGENT_ID_HEADER), headers.get(AGENT_TYPE_HEADER)
             )
         except DomainError as exc:
             if exc.code in FAILED_AUTH_CODES:
+                counted = True
+                agent_id = claimed(headers.get(AGENT_ID_HEADER))
+                wait = await self._failures.failed(
+                    address, exc.code, "bearer", agent_id, reserved=reserved
+                )
                 if wait:
                     return limited(429, rate_limited(wait))
-                agent_id = claimed(headers.get(AGENT_ID_HEADER))
-                await self._failures.failed(address, exc.code, "bearer", agent_id)
             return challenge(exc, scope, credential_sent=True)
+        finally:
+            if reserved and not counted:
+                self._failures.refund(address)
 
     async def _open(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
         release = await self._turns.take(principal.agent_id)

@@ -47,7 +47,7 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     )
     # Outermost first: failed authentication is counted from the shaped tool result.
     failures = AuthFailures(app.store, app.clock, abuse.auth_failures_per_minute)
-    mcp.add_middleware(AuthAttempts(failures))
+    mcp.add_middleware(AuthAttempts(failures, app.auth.known_key))
     mcp.add_middleware(ToolErrors())
     register_tools(mcp, ToolContext(app, identity, live, calls), app.settings.tool_profile)
 
