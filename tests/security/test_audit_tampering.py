@@ -5,19 +5,27 @@ and by the offline ``scs audit verify`` (exit 1), on SQLite and on PostgreSQL.""
 
 from __future__ import annotations
 
+import json
+import logging
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from shared_context_server.app import App
-from shared_context_server.domain.audit import AuditRecord
+from shared_context_server.domain.audit import AuditRecord, system_audit
+from shared_context_server.domain.models import Permission
 from shared_context_server.storage.tables import (
     agent_memory,
     api_keys,
     audit_log,
     messages,
+    revoked_tokens,
     sessions,
 )
 from tests.security.audit_checks import (
+    ALICE,
+    BOB,
     History,
     chain_of,
     cli_verify,
@@ -39,8 +47,8 @@ async def history(backend_app: App) -> History:
 async def test_an_intact_database_verifies(backend_app: App, history: History) -> None:
     report = await tool_report(backend_app)
     assert report["intact"] is True, report["breaks"]
-    # keys (bootstrap, worker), the session, three messages, one memory entry
-    assert report["rows_checked"] == 7
+    # keys (bootstrap, worker), worker's identity, the session, three messages, one memory entry
+    assert report["rows_checked"] == 8
     code, output = await cli_verify(backend_app.settings)
     assert code == 0, output
     assert "audit trail intact" in output
@@ -239,3 +247,101 @@ async def test_a_rewritten_chain_is_detected_against_the_anchor(
     rewrite_from(backend_app, records, position, keyed_with(key))
     report = await detected(backend_app, reason="the chain was rewritten")
     assert report["first_break"]["record_id"] == records[-1].id
+
+
+async def test_anchoring_keeps_the_old_anchor_when_the_chain_was_cut_and_regrown(
+    backend_app: App, history: History, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records from the anchored one on deleted (and Bob's message with them), then the
+    server writes records under the same ids: the anchor is not moved past the break."""
+    app = backend_app
+    anchored = await app.audit.anchor_head()
+    assert anchored is not None
+    tamper(
+        app,
+        sa.delete(messages).where(messages.c.id == history.done),
+        sa.delete(audit_log).where(audit_log.c.id >= anchored.id),
+    )
+    await app.messages.add(BOB, history.session_id, "B started")
+    await app.messages.add(BOB, history.session_id, "B still going")
+    head = await app.store.audit_head()
+    assert head is not None
+    assert head[0] > anchored.id
+    with caplog.at_level(logging.INFO, logger="shared_context_server.services.audit"):
+        assert await app.audit.anchor_head() is None
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "ERROR",
+            f"audit chain no longer holds anchored record #{anchored.id}: not anchoring "
+            "the head; `scs audit verify` reports where it breaks",
+        )
+    ]
+    kept = json.loads((app.settings.data_dir / "audit_anchor").read_text())
+    assert (kept["id"], kept["hash"]) == (anchored.id, anchored.hash)
+    report = await detected(app, reason="differs from the head anchored at")
+    assert report["first_break"]["record_id"] == anchored.id
+    assert await app.audit.anchor_head() is None  # still not: verify keeps reporting it
+    await detected(app, reason="differs from the head anchored at")
+
+
+# --- revoked tokens -----------------------------------------------------------------------
+
+
+async def _revoked_jti(app: App) -> str:
+    records = [r for r in await chain_of(app) if r.entity == "revoked_token"]
+    assert records
+    assert records[-1].digest is not None
+    assert records[-1].entity_id is not None
+    return records[-1].entity_id
+
+
+async def test_an_undone_refresh_revocation_is_detected(backend_app: App, history: History) -> None:
+    app = backend_app
+    old, _ = app.auth.issue_token(ALICE)
+    await app.auth.refresh(old)
+    jti = await _revoked_jti(app)
+    assert await app.store.is_token_revoked(jti)
+    assert (await tool_report(app))["intact"] is True
+    tamper(app, sa.delete(revoked_tokens))
+    assert not await app.store.is_token_revoked(jti)  # the old token would work again
+    await detected(app, reason="is missing", entity="revoked_token", entity_id=jti)
+
+
+async def test_an_undone_delegation_revocation_is_detected(
+    backend_app: App, history: History
+) -> None:
+    app = backend_app
+    delegated = await app.delegation.delegate(
+        ALICE, "helper", None, history.session_id, frozenset({Permission.READ}), 600
+    )
+    await app.delegation.revoke(ALICE, delegated.jti)
+    assert await _revoked_jti(app) == delegated.jti
+    assert (await tool_report(app))["intact"] is True
+    tamper(app, sa.delete(revoked_tokens).where(revoked_tokens.c.jti == delegated.jti))
+    await detected(app, reason="is missing", entity="revoked_token", entity_id=delegated.jti)
+
+
+async def test_a_token_revoked_twice_records_one_digest_and_the_sweep_keeps_the_trail(
+    backend_app: App, history: History
+) -> None:
+    app = backend_app
+    now = app.clock.now()
+    for _ in range(2):
+        await app.store.revoke_token(
+            "jti-twice", now + timedelta(hours=1), audit=system_audit("test.revoked", now)
+        )
+    twice = [r for r in await chain_of(app) if r.event_type == "test.revoked"]
+    assert [(r.entity, r.entity_id) for r in twice] == [
+        ("revoked_token", "jti-twice"),
+        (None, None),
+    ]
+    # expired revocations are swept without a record each; the trail stays intact
+    await app.store.revoke_token("jti-expired", now - timedelta(seconds=1))
+    await app.store.purge_expired_memory(app.clock.now())
+    assert not await app.store.is_token_revoked("jti-expired")
+    assert await app.store.is_token_revoked("jti-twice")
+    report = await tool_report(app)
+    assert report["intact"] is True, report["breaks"]
+    # an unexpired revocation deleted behind the server's back is still a break
+    tamper(app, sa.delete(revoked_tokens))
+    await detected(app, reason="is missing", entity="revoked_token", entity_id="jti-twice")

@@ -104,6 +104,7 @@ DIGEST_FIELDS: dict[str, tuple[str, ...]] = {
         "expires_at",
         "key_name",
     ),
+    "revoked_token": ("jti", "expires_at"),
 }
 
 

@@ -6,8 +6,8 @@ both in one snapshot); it keeps one digest per audited row, the latest its recor
 A row is reported when it differs from that digest, when no record names it (written
 behind the server's back, or the trail was emptied or truncated), when its last record
 deleted it but it is there, and when it is missing although its last record left it in
-place (a memory entry whose recorded ``expires_at`` has passed excepted: the expiry sweep
-removes such rows without a record each).
+place (a memory entry, delegation or revoked token whose recorded ``expires_at`` has
+passed excepted: the expiry sweep removes such rows without a record each).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from shared_context_server.domain.audit import (
 # At most this many breaks are listed in a report (all are counted).
 MAX_BREAKS = 50
 # Rows whose absence is accepted once the expiry their last record holds (``expires_at``
-# in its metadata) has passed: expired memory and delegations may be swept without records.
-EXPIRING_ENTITIES = frozenset({"memory", "delegation"})
+# in its metadata) has passed: expired memory, delegations and revoked tokens may be swept
+# without records.
+EXPIRING_ENTITIES = frozenset({"memory", "delegation", "revoked_token"})
 
 CHANGED = "its content was changed (its hash does not verify with the audit key)"
 
@@ -150,7 +151,9 @@ class TrailVerifier:
         self._anchor = anchor
         # Per entity kind: entity id -> the digest its latest record holds (None: deleted).
         self._latest: dict[str, dict[str, bytes | None]] = {name: {} for name in DIGEST_FIELDS}
-        self._expires: dict[str, datetime] = {}
+        # Per (entity kind, entity id) of an expiring entity: the expiry its latest record
+        # holds (a delegation and its revocation share a jti).
+        self._expires: dict[tuple[str, str], datetime] = {}
         self._chain_break: ChainBreak | None = None
         self._anchor_break: ChainBreak | None = None
         self._row_breaks: list[ChainBreak] = []
@@ -182,18 +185,20 @@ class TrailVerifier:
             digest = record.digest
             self._latest[entity][entity_id] = None if digest is None else bytes.fromhex(digest)
             if entity in EXPIRING_ENTITIES:
-                self._remember_expiry(entity_id, record.metadata, digest is None)
+                self._remember_expiry((entity, entity_id), record.metadata, digest is None)
         return True
 
-    def _remember_expiry(self, entity_id: str, metadata: Mapping[str, Any], gone: bool) -> None:
+    def _remember_expiry(
+        self, name: tuple[str, str], metadata: Mapping[str, Any], gone: bool
+    ) -> None:
         expires = metadata.get("expires_at")
         if gone or not isinstance(expires, str):
-            self._expires.pop(entity_id, None)
+            self._expires.pop(name, None)
             return
         try:
-            self._expires[entity_id] = datetime.fromisoformat(expires)
+            self._expires[name] = datetime.fromisoformat(expires)
         except ValueError:
-            self._expires.pop(entity_id, None)
+            self._expires.pop(name, None)
 
     def row(self, entity: str, entity_id: str, row: Row) -> None:
         """Compare one stored row with the latest record that names it."""
@@ -237,7 +242,7 @@ class TrailVerifier:
             for entity_id, digest in left.items():
                 if digest is None:
                     continue  # deleted, as recorded
-                expires = self._expires.get(entity_id) if entity in EXPIRING_ENTITIES else None
+                expires = self._expires.get((entity, entity_id))
                 if expires is not None and expires <= self._now:
                     continue  # expired: the sweep may remove it without a record
                 self._row_break(entity, entity_id, "is missing: deleted behind the server's back")

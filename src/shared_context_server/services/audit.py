@@ -237,14 +237,30 @@ class AuditService:
 
     async def anchor_head(self) -> Anchor | None:
         """Write the newest head outside the database if it is newer than the anchored
-        one (one INFO line with its id and hash); the head written, if any."""
+        one (one INFO line with its id and hash); the head written, if any. A chain that
+        no longer holds the anchored record with its hash (cut and regrown, rewritten) is
+        not anchored over: the old anchor stays, for verify to keep reporting the break,
+        and one ERROR line says so."""
         if self._anchors is None or (head := await self._store.audit_head()) is None:
+            return None
+        current, _ = read_anchor(self._anchors)  # unreadable: the new head replaces it
+        if current is not None and not await self._holds(current):
+            logger.error(
+                "audit chain no longer holds anchored record #%d: not anchoring the head; "
+                "`scs audit verify` reports where it breaks",
+                current.id,
+            )
             return None
         anchor = Anchor(head[0], head[1], self._clock.now())
         if not await anyio.to_thread.run_sync(self._anchors.advance, anchor):
             return None
         logger.info("audit head anchored: #%d %s", anchor.id, anchor.hash)
         return anchor
+
+    async def _holds(self, anchor: Anchor) -> bool:
+        """Whether the chain holds the anchored record, with the anchored hash."""
+        found = await self._store.audit_records(anchor.id - 1, 1)
+        return bool(found) and found[0].id == anchor.id and found[0].hash == anchor.hash
 
     async def keep_anchored(self, interval: float) -> None:
         """Anchor the head every ``interval`` seconds, until cancelled."""

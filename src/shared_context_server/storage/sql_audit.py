@@ -34,6 +34,7 @@ from shared_context_server.storage.tables import (
     audit_log,
     delegations,
     messages,
+    revoked_tokens,
     sessions,
 )
 
@@ -63,6 +64,7 @@ AUDITED = (
     _Audited("api_key", api_keys, "name", lambda row: str(row.name)),
     _Audited("identity", agent_identities, "agent_id", lambda row: str(row.agent_id)),
     _Audited("delegation", delegations, "jti", lambda row: str(row.jti)),
+    _Audited("revoked_token", revoked_tokens, "jti", lambda row: str(row.jti)),
 )
 
 

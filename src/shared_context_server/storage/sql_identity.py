@@ -3,13 +3,14 @@ delegations."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from shared_context_server.domain.access import IdentityOwner
-from shared_context_server.domain.audit import AuditEvent
+from shared_context_server.domain.audit import AuditEvent, system_audit
 from shared_context_server.domain.models import ApiKey, Delegation, KeyBinding, Permission
 from shared_context_server.errors import ConflictError
 from shared_context_server.storage import dialects
@@ -141,11 +142,21 @@ class IdentityRows(SqlBase):
     def revoke_token(
         self, jti: str, expires_at: datetime, *, audit: AuditEvent | None = None
     ) -> None:
+        """Revoke the token ``jti`` until ``expires_at``, audited as a ``revoked_token`` row
+        (without ``audit``, as the server's ``auth.token_revoked``). The record holds the
+        expiry, so the sweep may remove the row once it has passed; a token revoked before
+        leaves the event recorded without a digest (this call wrote no row)."""
+        if audit is None:
+            audit = system_audit("auth.token_revoked", datetime.now(UTC), target=jti)
         values = {"jti": jti, "expires_at": expires_at}
-        with self._write(audit) as conn:
-            conn.execute(
+        with self._write() as conn:
+            inserted = conn.execute(
                 dialects.insert_ignoring_conflict(self.dialect, revoked_tokens, values, ("jti",))
-            )
+            ).first()
+            if inserted is not None:
+                metadata = {**audit.metadata, "expires_at": expires_at.isoformat()}
+                audit = replace(audit, metadata=metadata).of_row("revoked_token", jti, values)
+            self._append_audit(conn, audit)
 
     @threaded
     def is_token_revoked(self, jti: str, key_name: str | None = None) -> bool:
