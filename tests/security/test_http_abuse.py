@@ -118,6 +118,30 @@ async def test_one_identity_cannot_open_more_sessions_than_its_cap(
             await ok(client, "list_sessions")
 
 
+async def test_sub_agents_open_sessions_out_of_their_delegators_cap(
+    backend_settings: Settings,
+) -> None:
+    async with serving(backend_settings, mcp_sessions_per_agent=2) as served:
+        delegator = Principal("orch", "claude", READ_WRITE)
+        session = await served.app.sessions.create(delegator, "helpers")
+        helpers = [
+            (
+                await served.app.delegation.delegate(
+                    delegator, f"h{i}", None, session.id, READ_WRITE, 60
+                )
+            ).issued.token
+            for i in range(3)
+        ]
+        async with (
+            http_client(served.url, headers=bearer(helpers[0])),
+            http_client(served.url, headers=bearer(helpers[1])),
+        ):
+            # Minting a third sub-agent does not buy a third session.
+            refused = await initialize(served, bearer(helpers[2]))
+            assert refused.status_code == 429
+            assert (await initialize(served, bearer(token(served, "orch")))).status_code == 429
+
+
 async def test_the_process_wide_session_cap_answers_503_with_retry_after(
     backend_settings: Settings,
 ) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
@@ -56,11 +56,12 @@ ISSUER = "shared-context-server"
 
 
 def user_of(principal: Principal) -> AuthenticatedUser:
-    """The agent as the SDK's authenticated user: sessions are bound to its agent id."""
+    """The agent as the SDK's authenticated user: sessions are bound to its agent id
+    (``subject``) and counted against its delegator's, if any (``client_id``)."""
     permissions = sorted(p.value for p in principal.permissions)
     token = AccessToken(
         token="",  # the credential stays in the request; nothing here needs it
-        client_id=principal.agent_id,
+        client_id=principal.root_id,
         subject=principal.agent_id,
         scopes=permissions,
         claims={"iss": ISSUER},
@@ -272,9 +273,8 @@ class Gate:
                 retry_after=retry_after(wait),
             )
             return limited(503, error)
-        owner = authorization_context(user_of(principal))
-        if table.owned_by(owner) >= abuse.mcp_sessions_per_agent:
-            wait = table.soonest_idle_end(owner, abuse.mcp_session_idle_seconds)
+        if table.owned_by(principal.root_id) >= abuse.mcp_sessions_per_agent:
+            wait = table.soonest_idle_end(principal.root_id, abuse.mcp_session_idle_seconds)
             error = LimitExceededError(
                 f"{principal.agent_id} has {abuse.mcp_sessions_per_agent} open sessions, "
                 "the most one agent may; close one (DELETE) or let one go idle",

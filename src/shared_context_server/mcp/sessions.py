@@ -50,14 +50,15 @@ class SessionTable:
         manager = self._manager()
         return 0 if manager is None else len(manager._server_instances)
 
-    def owned_by(self, owner: AuthorizationContext) -> int:
+    def owned_by(self, root_id: str) -> int:
+        """Open sessions of the agent ``root_id`` and of its sub-agents."""
         manager = self._manager()
         if manager is None:
             return 0
-        return sum(1 for o in manager._session_owners.values() if o == owner)
+        return sum(1 for o in manager._session_owners.values() if o["client_id"] == root_id)
 
-    def soonest_idle_end(self, owner: AuthorizationContext | None, idle_seconds: float) -> float:
-        """Seconds until the first of ``owner``'s sessions (anyone's, for None) would end
+    def soonest_idle_end(self, root_id: str | None, idle_seconds: float) -> float:
+        """Seconds until the first of ``root_id``'s sessions (anyone's, for None) would end
         for being idle; ``idle_seconds`` if none is idle now (each is serving a request or
         holds a stream open)."""
         manager = self._manager()
@@ -68,8 +69,12 @@ class SessionTable:
         ends = [
             transport.idle_scope.deadline - now
             for session_id, transport in list(manager._server_instances.items())
-            if (owner is None or owners.get(session_id) == owner)
+            if (root_id is None or _client(owners.get(session_id)) == root_id)
             and transport.idle_scope is not None
             and math.isfinite(transport.idle_scope.deadline)
         ]
         return max(0.0, min(ends)) if ends else idle_seconds
+
+
+def _client(owner: AuthorizationContext | None) -> str | None:
+    return None if owner is None else owner["client_id"]
