@@ -9,6 +9,7 @@ fake clock for the rate limits, any abuse settings, either backend, and the logs
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,12 +53,12 @@ class Served:
         return self.base + "/mcp"
 
 
-def with_abuse(settings: Settings, **abuse: Any) -> Settings:
+def with_abuse(settings: Settings, port: int = 0, **abuse: Any) -> Settings:
     return settings.model_copy(
         update={
             "abuse": settings.abuse.model_copy(update=abuse),
             "api_key": SecretStr(ADMIN_KEY),
-            "port": free_port(),
+            "port": port or free_port(),
         }
     )
 
@@ -66,24 +67,28 @@ def with_abuse(settings: Settings, **abuse: Any) -> Settings:
 async def serving(
     settings: Settings, clock: Clock | None = None, **abuse: Any
 ) -> AsyncIterator[Served]:
-    settings = with_abuse(settings, **abuse)
-    async with running_app(settings, clock, background=False) as app:
-        http = build_http_app(app, build_server(app))
-        # No uvicorn logging set-up: its records reach the root logger (and caplog).
-        config = http_config(http, settings, log_config=None)
-        server = uvicorn.Server(config)
-        task = asyncio.get_running_loop().create_task(server.serve())
-        try:
-            with anyio.fail_after(20):
-                while not server.started:
-                    if task.done():
-                        task.result()
-                    await anyio.sleep(0.01)
-            yield Served(app, f"http://127.0.0.1:{settings.port}", settings.port)
-        finally:
-            server.should_exit = True
-            with anyio.fail_after(20):
-                await task
+    # The socket is bound here and handed over: no other process can take the port between
+    # choosing it and listening on it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        settings = with_abuse(settings, listener.getsockname()[1], **abuse)
+        async with running_app(settings, clock, background=False) as app:
+            http = build_http_app(app, build_server(app))
+            # No uvicorn logging set-up: its records reach the root logger (and caplog).
+            config = http_config(http, settings, log_config=None)
+            server = uvicorn.Server(config)
+            task = asyncio.get_running_loop().create_task(server.serve(sockets=[listener]))
+            try:
+                with anyio.fail_after(20):
+                    while not server.started:
+                        if task.done():
+                            task.result()
+                        await anyio.sleep(0.01)
+                yield Served(app, f"http://127.0.0.1:{settings.port}", settings.port)
+            finally:
+                server.should_exit = True
+                with anyio.fail_after(20):
+                    await task
 
 
 async def initialize(served: Served, headers: dict[str, str] | None = None) -> httpx2.Response:
