@@ -58,3 +58,33 @@ def new_message(
         metadata=metadata or {},
         parent_message_id=parent_message_id,
     )
+
+
+# Raw rows, for tests that write below the store (migrations, upgrades).
+
+
+def session_row(session: Session) -> dict[str, object]:
+    return {
+        "id": session.id,
+        "purpose": session.purpose,
+        "created_by": session.created_by,
+        "status": session.status.value,
+        "metadata": {},
+        "created_at": T0,
+        "updated_at": T0,
+        "last_activity_at": T0,
+    }
+
+
+def message_row(session_id: str, content: str) -> dict[str, object]:
+    return {
+        "session_id": session_id,
+        "sender": "alice",
+        "sender_type": "claude",
+        "content": content,
+        "metadata": {},
+        "message_type": "message",
+        "visibility": "public",
+        "parent_message_id": None,
+        "created_at": T0,
+    }

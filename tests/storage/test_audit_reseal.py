@@ -21,7 +21,7 @@ from shared_context_server.domain.audit import (
 )
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.tables import audit_log, messages, sessions
-from tests.storage.factories import at, make_session
+from tests.storage.factories import at, make_session, message_row, session_row
 from tests.storage.test_audit_store import event, verify, whole_chain
 
 
@@ -29,7 +29,7 @@ async def _write_legacy_chain(store: SqlStore, count: int) -> None:
     """Records hashed the way they were before migration 0004, with rows they changed."""
     session = make_session()
     with store.engine.begin() as conn:
-        conn.execute(sa.insert(sessions).values(**_session_values(session)))
+        conn.execute(sa.insert(sessions).values(**session_row(session)))
         prev = GENESIS_HASH
         for i in range(1, count + 1):
             legacy = system_audit("message.added", at(i), session_id=session.id, n=i)
@@ -49,34 +49,8 @@ async def _write_legacy_chain(store: SqlStore, count: int) -> None:
                     hash_version=LEGACY_HASH_VERSION,
                 )
             )
-            conn.execute(sa.insert(messages).values(**_message_values(session.id, f"old {i}")))
+            conn.execute(sa.insert(messages).values(**message_row(session.id, f"old {i}")))
             prev = digest
-
-
-def _session_values(session: Any) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "purpose": session.purpose,
-        "created_by": session.created_by,
-        "status": session.status.value,
-        "metadata": {},
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
-        "last_activity_at": session.last_activity_at,
-    }
-
-
-def _message_values(session_id: str, content: str) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "sender": "alice",
-        "sender_type": "claude",
-        "content": content,
-        "metadata": {},
-        "message_type": "message",
-        "visibility": "public",
-        "created_at": at(0),
-    }
 
 
 async def test_an_intact_unkeyed_chain_is_resealed_and_its_rows_baselined(

@@ -7,41 +7,14 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
-from shared_context_server.domain.models import KeyBinding, Session
+from shared_context_server.domain.models import KeyBinding
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import QueryWord, TextSearch
 from shared_context_server.storage.tables import UtcDateTime, messages, metadata, sessions
-from tests.storage.factories import T0, make_session
+from tests.storage.factories import make_session, message_row, session_row
 from tests.storage.processes import run_together
-
-
-def session_row(session: Session) -> dict[str, object]:
-    return {
-        "id": session.id,
-        "purpose": session.purpose,
-        "created_by": session.created_by,
-        "status": session.status.value,
-        "metadata": {},
-        "created_at": T0,
-        "updated_at": T0,
-        "last_activity_at": T0,
-    }
-
-
-def message_row(session_id: str, content: str) -> dict[str, object]:
-    return {
-        "session_id": session_id,
-        "sender": "alice",
-        "sender_type": "claude",
-        "content": content,
-        "metadata": {},
-        "message_type": "message",
-        "visibility": "public",
-        "parent_message_id": None,
-        "created_at": T0,
-    }
 
 
 def _head() -> str:
