@@ -137,11 +137,9 @@ class AuthService:
                 acts_as=binding.describe(),
             ),
         )
-        if (
-            binding.agent_id is not None
-            and await self._store.identity_owner(binding.agent_id) is None
-        ):
-            # The id is the key's from now on: no pattern key can claim it before first use.
+        if binding.agent_id is not None:
+            # The id is the key's from now on (unless someone had it): no pattern key can
+            # claim it before its first use.
             await self._register(binding.agent_id, name)
         return record, plain
 
