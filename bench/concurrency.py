@@ -50,15 +50,7 @@ async def _load(
             await start.wait()
             i = 0
             while time.perf_counter() < window["stop"]:
-                began = time.perf_counter()
-                try:
-                    error = await run(i)
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                if error:
-                    samples.failed(error)
-                else:
-                    samples.latencies.append(time.perf_counter() - began)
+                await samples.take(run, i)
                 i += 1
             remaining -= 1
             if remaining == 0:

@@ -152,15 +152,7 @@ async def _legit(bench: Bench, client: Any, session_id: str) -> Samples:
     samples = Samples()
     deadline = time.perf_counter() + plan.budget_s
     for i in range(plan.iterations):
-        began = time.perf_counter()
-        try:
-            error = await call(i)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if error:
-            samples.failed(error)
-        else:
-            samples.latencies.append(time.perf_counter() - began)
+        await samples.take(call, i)
         if time.perf_counter() > deadline and len(samples.latencies) >= plan.min_samples:
             break
     return samples

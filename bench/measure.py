@@ -31,6 +31,14 @@ class Samples:
         self.errors += 1
         self.first_error = self.first_error or error[:300]
 
+    async def take(self, call: Call, i: int) -> None:
+        """Time one call: its latency, or its error."""
+        elapsed, error = await _once(call, i)
+        if error:
+            self.failed(error)
+        else:
+            self.latencies.append(elapsed)
+
 
 def tool(client: Client, name: str, arguments: Callable[[int], dict[str, Any]]) -> Call:
     """A Call that invokes one tool; an error result counts as an error."""
@@ -69,11 +77,7 @@ async def paired(call: Call, floor: Call, plan: Plan) -> tuple[Samples, Samples]
     deadline = time.perf_counter() + plan.budget_s
     for n in range(plan.iterations):
         for side, run in ((base, floor), (ours, call)):
-            elapsed, error = await _once(run, plan.warmup + n)
-            if error:
-                side.failed(error)
-            else:
-                side.latencies.append(elapsed)
+            await side.take(run, plan.warmup + n)
         if time.perf_counter() > deadline and len(ours.latencies) >= plan.min_samples:
             break
     return ours, base
