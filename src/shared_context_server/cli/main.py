@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from shared_context_server import __version__
 from shared_context_server.app import open_app, running_app
+from shared_context_server.cli import client_config
 from shared_context_server.cli.audit import audit_cli
 from shared_context_server.config import Settings, settings_problem
 from shared_context_server.domain.limits import check_agent_id
@@ -182,6 +183,72 @@ def token(
                 _fail(exc)
                 return
             typer.echo(issued)
+
+    anyio.run(main)
+
+
+@cli.command("client-config")
+def client_config_command(
+    client: Annotated[str, typer.Argument(help=", ".join(client_config.CLIENTS))],
+    transport: Annotated[
+        str, typer.Option(help="http: connect to a running server; stdio: launch one")
+    ] = "http",
+    url: Annotated[
+        str | None, typer.Option(help="The server's MCP URL (default: from SCS_HOST/SCS_PORT)")
+    ] = None,
+    agent_id: Annotated[
+        str | None, typer.Option(help="The agent the client acts as (default: the client)")
+    ] = None,
+    agent_type: Annotated[str | None, typer.Option(help="Its agent type")] = None,
+    permissions: Annotated[
+        str | None, typer.Option(help="Comma-separated (default: read,write)")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="The server's name in the client")
+    ] = client_config.DEFAULT_NAME,
+    key_name: Annotated[
+        str | None, typer.Option(help="Name of the new key (default: the agent id)")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Use this API key instead of creating one ('-': read it from stdin)"),
+    ] = None,
+    token_days: Annotated[
+        int | None,
+        typer.Option(help="Or: a JWT of this many days (within SCS_TOKEN_TTL_SECONDS)"),
+    ] = None,
+) -> None:
+    """Print a client's configuration for this server, with a lasting credential: by
+    default a new API key bound to the agent (shown once, in the output)."""
+    if api_key == "-":
+        api_key = sys.stdin.readline().strip()
+    settings = _settings()
+    request = client_config.ConfigRequest(
+        client,
+        transport,
+        url,
+        agent_id,
+        agent_type,
+        permissions,
+        name,
+        key_name,
+        api_key,
+        token_days,
+    )
+
+    async def main() -> None:
+        try:
+            request.check(settings)
+            async with running_app(request.token_settings(settings), background=False) as app:
+                credential = await client_config.obtain_credential(app, request)
+        except DomainError as exc:
+            _fail(exc)
+            return
+        connection, warnings = client_config.build_connection(request, credential, settings)
+        rendered = client_config.render(request.client, connection)
+        for note in (*credential.notes, *warnings, rendered.where):
+            typer.echo(note, err=True)
+        typer.echo(rendered.text)  # stdout: the configuration alone, ready to use
 
     anyio.run(main)
 
