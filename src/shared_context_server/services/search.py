@@ -1,7 +1,8 @@
 """Fuzzy search over what the caller may see of a session.
 
 Two steps keep it fast on sessions of any size: the full-text index picks the messages that
-share a word (or a close spelling of one) with the query, then RapidFuzz scores those.
+share a word (or a close spelling of one) with the query, then ``domain.relevance`` scores
+those word by word, so a typo finds its message however long the message is.
 """
 
 from __future__ import annotations
@@ -9,35 +10,42 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from rapidfuzz import fuzz, process, utils
+from rapidfuzz import utils
 
 from shared_context_server.config import Limits
+from shared_context_server.domain import relevance
 from shared_context_server.domain.access import read_scope, require
 from shared_context_server.domain.limits import check_page, check_text
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
 from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.store import QueryWord, Store, TextSearch
+from shared_context_server.storage.store import MessageQuery, QueryWord, Store, TextSearch
 
 MAX_QUERY_CHARS = 1_000
 # RapidFuzz scores this many full-text matches (or five per hit asked for, if more): the
 # newest that contain every query word, then the newest that contain any. It bounds the
 # cost of a search on a huge session.
 CANDIDATES = 500
-# Query words this long also match indexed words spelled alike (same first two letters,
-# RapidFuzz ratio at least SIMILAR_WORD): typos find their message.
+# ... and the newest this many messages the caller may see, whatever the index says.
+RECENT = 100
+# The default fuzzy_threshold: relevance's score is the length-weighted share of the query's
+# words found (each as spelled, or as close as a typo), so 60 asks for the longer part of
+# the query, typos allowed; a message holding only "cache" of "cache invalidation" scores 31.
+DEFAULT_THRESHOLD = 60.0
+# Query words this long also match indexed words spelled alike (relevance's word score at
+# least relevance.WORD_FLOOR): typos find their message.
 TYPO_MIN_CHARS = 4
-SIMILAR_WORD = 75
 # The expansion's budget. The index's vocabulary spans every session on SQLite, so another
 # session's words (say, one agent's flood of private ones) must not make this search read
 # more: per query word it reads the first TERMS_PER_WINDOW indexed words (alphabetically)
-# that start with the word's first 2, 3 and 4 letters, for at most TYPO_WORDS words of a
-# query, and keeps the SPELLINGS_PER_WORD closest: at most TERM_BUDGET words examined.
+# in each of at most WINDOWS_PER_WORD windows (see _windows), for at most TYPO_WORDS words
+# of a query, and keeps the SPELLINGS_PER_WORD closest: at most TERM_BUDGET words examined.
 TYPO_WORDS = 4
 TERMS_PER_WINDOW = 200
 WINDOWS = (2, 3, 4)
-TERM_BUDGET = TYPO_WORDS * len(WINDOWS) * TERMS_PER_WINDOW
+WINDOWS_PER_WORD = len(WINDOWS) + 5
+TERM_BUDGET = TYPO_WORDS * WINDOWS_PER_WORD * TERMS_PER_WINDOW
 SPELLINGS_PER_WORD = 16
 
 
@@ -66,7 +74,7 @@ class SearchService:
         session_id: str,
         query: str,
         *,
-        threshold: float = 60.0,
+        threshold: float = DEFAULT_THRESHOLD,
         limit: int = 10,
         include_metadata: bool = True,
     ) -> list[SearchHit]:
@@ -91,20 +99,13 @@ class SearchService:
                 limit=max(CANDIDATES, 5 * limit),
             )
         )
-        choices = {m.id: _searchable(m, include_metadata) for m in candidates}
-        by_id = {m.id: m for m in candidates}
-        matches = process.extract(
-            query,
-            choices,
-            scorer=fuzz.WRatio,
-            processor=utils.default_process,
-            score_cutoff=threshold,
-            limit=limit,
-        )
-        hits = [SearchHit(by_id[key], round(float(score), 2)) for _, score, key in matches]
+        texts = [relevance.words(_searchable(m, include_metadata)) for m in candidates]
+        matcher = relevance.Matcher(relevance.Query.of(query), texts)
+        scored = ((matcher.score(t), m) for t, m in zip(texts, candidates, strict=True))
+        hits = [SearchHit(m, round(score, 2)) for score, m in scored if score >= threshold]
         # Best first; among equal scores, newest first.
         hits.sort(key=lambda hit: (-hit.score, -hit.message.id))
-        return hits
+        return hits[:limit]
 
     async def _candidates(self, search: TextSearch) -> list[Message]:
         found = await self._store.search_messages(replace(search, every=True))
@@ -112,33 +113,52 @@ class SearchService:
             seen = {m.id for m in found}
             more = await self._store.search_messages(search)
             found += [m for m in more if m.id not in seen][: search.limit - len(found)]
-        return found
+        # The newest messages are scored whatever the index says, so there a typo the
+        # expansion cannot correct (in a word's first letters, a word split in two) still
+        # finds its message; in a session of up to RECENT messages, that is every message.
+        recent = await self._store.list_messages(
+            MessageQuery(search.session_id, search.scope, limit=RECENT, newest_first=True)
+        )
+        seen = {m.id for m in found}
+        return found + [m for m in recent if m.id not in seen]
 
     async def _query_words(self, session_id: str, query: str) -> list[QueryWord]:
         """The query's words (one letter is too short to look up), each with the indexed
-        words spelled alike if it is long enough to hold a typo (the first TYPO_WORDS)."""
-        words = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
-        long_words = [w for w in words if len(w) >= TYPO_MIN_CHARS][:TYPO_WORDS]
-        windows = {w: _windows(w) for w in long_words}
+        words spelled alike if it is long enough to hold a typo (the first TYPO_WORDS).
+        A word is looked up as typed (PostgreSQL indexes accents; SQLite ignores them) and
+        compared without its accents."""
+        typed = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
+        plain = {w: relevance.normalise(w) for w in typed}
+        long_words = [w for w in typed if len(plain[w]) >= TYPO_MIN_CHARS][:TYPO_WORDS]
+        windows = {w: _windows(plain[w]) for w in long_words}
         prefixes = sorted({p for found in windows.values() for p in found})
         known = (
             await self._store.search_terms(session_id, prefixes, TERMS_PER_WINDOW)
             if prefixes
             else []
         )
-        return [QueryWord(w, self._alike(w, known) if w in windows else ()) for w in words]
+        return [QueryWord(w, _alike(w, plain[w], known) if w in windows else ()) for w in typed]
 
-    @staticmethod
-    def _alike(word: str, known: list[str]) -> tuple[str, ...]:
-        candidates = [term for term in dict.fromkeys(known) if term[:2] == word[:2]]
-        matches = process.extract(
-            word, candidates, scorer=fuzz.ratio, score_cutoff=SIMILAR_WORD, limit=None
-        )
-        best = [term for term, _, _ in matches if term != word][:SPELLINGS_PER_WORD]
-        return tuple(sorted(best))
+
+def _alike(typed: str, word: str, known: list[str]) -> tuple[str, ...]:
+    """The SPELLINGS_PER_WORD indexed words the scorer rates closest to ``word``, compared
+    as the scorer sees them (PostgreSQL indexes "jörg" as written; "jorg" must find it),
+    but not ``typed`` itself: the prefix search finds that."""
+    seen: dict[str, list[str]] = {}
+    for term in dict.fromkeys(known):
+        seen.setdefault(relevance.normalise(term), []).append(term)
+    scores = relevance.word_scores(word, list(seen))
+    best = sorted(scores, key=lambda t: (-scores[t], t))
+    spellings = [term for t in best for term in seen[t] if term != typed]
+    return tuple(sorted(spellings[:SPELLINGS_PER_WORD]))
 
 
 def _windows(word: str) -> list[str]:
     """The prefixes whose first indexed words are read for ``word``: its first 2, 3 and 4
-    letters, but never the whole word (its prefix search finds those already)."""
-    return [word[:n] for n in WINDOWS if n < len(word)]
+    letters (never the whole word: its prefix search finds those already), and the first
+    3 letters the word would start with if one of its first letters were a slip: two
+    neighbours swapped (at 0-1, 1-2, 2-3) or a letter too many (at 0, 1, 2)."""
+    own = [word[:n] for n in WINDOWS if n < len(word)]
+    a, b, c, d = word[0], word[1], word[2], word[3]
+    slips = [b + a + c, a + c + b, a + b + d, b + c + d, a + c + d]
+    return list(dict.fromkeys(own + [s for s in slips if s not in own]))[:WINDOWS_PER_WORD]

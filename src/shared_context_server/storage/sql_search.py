@@ -131,7 +131,9 @@ class SearchRows(SqlBase):
 
 # ts_stat takes its query as text (so this one statement is a string); format(%L) quotes
 # the session id. It reads the whole session once per search (the session's own words,
-# never other sessions'); each prefix keeps its first :limit words.
+# never other sessions'); each prefix keeps its first :limit words. Words are compared
+# without their accents, as SQLite's index (remove_diacritics) holds them: prefixes come
+# without accents, and "jorg" must find "jörg".
 _PG_TERMS = sa.text(
     "SELECT word FROM ("
     "SELECT s.word, row_number() OVER (PARTITION BY p.prefix ORDER BY s.word) AS n "
@@ -139,6 +141,7 @@ _PG_TERMS = sa.text(
     "'SELECT to_tsvector(''simple'', sender || '' '' || content) "
     "FROM messages WHERE session_id = %L', CAST(:session_id AS text)"
     ")) AS s JOIN unnest(CAST(:prefixes AS text[])) AS p(prefix) "
-    "ON starts_with(s.word, p.prefix)"
+    "ON starts_with(regexp_replace(normalize(s.word, NFD), '[\\u0300-\\u036f]', '', 'g'), "
+    "p.prefix)"
     ") AS w WHERE n <= :limit ORDER BY word"
 )
