@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from shared_context_server.app import App
 from shared_context_server.mcp.tools import CORE
-from tests.mcp.conftest import connect_client, fails, ok
+from tests.mcp.conftest import connect_client, ok
 from tests.mcp.test_catalogue import TOOLS
 
 
@@ -39,5 +41,8 @@ async def test_a_tool_outside_the_profile_cannot_be_called(
 ) -> None:
     app.settings = app.settings.model_copy(update={"tool_profile": profile})
     async with connect_client(app, tokens["alice"]) as client:
-        assert (await fails(client, "delete_memory", key="k"))["code"] == "INVALID_INPUT"
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("delete_memory", {"key": "k"})
+        assert refused.value.error.code == INVALID_PARAMS
+        assert refused.value.error.data["code"] == "INVALID_INPUT"
         await ok(client, "list_sessions")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from fastmcp.exceptions import DisabledError, NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools.base import ToolResult
+from fastmcp.tools.base import Tool, ToolResult
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from shared_context_server.errors import (
     DomainError,
@@ -21,6 +22,7 @@ from shared_context_server.errors import (
     InvalidInputError,
     LimitExceededError,
 )
+from shared_context_server.mcp.schemas import with_error_result
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -130,10 +132,11 @@ def error_payload(error: DomainError) -> dict[str, Any]:
 
 
 def error_result(error: DomainError) -> ToolResult:
+    """An error result valid against every tool's output schema (``with_error_result``). Its
+    text is the same object as JSON, as for a success: clients that show a model only the
+    text (most hosts) still hand it the code and the details."""
     payload = error_payload(error)
-    return ToolResult(
-        content=f"{error.code}: {error.message}", structured_content=payload, is_error=True
-    )
+    return ToolResult(content=to_json(payload).decode(), structured_content=payload, is_error=True)
 
 
 def rpc_error(error: DomainError, **data: Any) -> MCPError:
@@ -142,7 +145,28 @@ def rpc_error(error: DomainError, **data: Any) -> MCPError:
 
 
 class ToolErrors(Middleware):
-    """Every failed tool call becomes a structured error result with a stable code."""
+    """Every failed tool call becomes a structured error result with a stable code, and every
+    tool's output schema says so; an unknown tool is a protocol error (JSON-RPC -32602)."""
+
+    def __init__(self) -> None:
+        # Listed tool -> the same tool with the error branch; tools are fixed after startup.
+        self._listed: dict[str, tuple[Tool, Tool]] = {}
+
+    async def on_list_tools(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Sequence[Tool]]
+    ) -> Sequence[Tool]:
+        return [self._with_error_result(tool) for tool in await call_next(context)]
+
+    def _with_error_result(self, tool: Tool) -> Tool:
+        cached = self._listed.get(tool.key)
+        if cached is not None and cached[0] is tool:
+            return cached[1]
+        listed = tool
+        if tool.output_schema is not None:
+            schema = with_error_result(tool.output_schema)
+            listed = tool.model_copy(update={"output_schema": schema})
+        self._listed[tool.key] = (tool, listed)
+        return listed
 
     async def on_call_tool(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, ToolResult]
@@ -150,8 +174,9 @@ class ToolErrors(Middleware):
         try:
             return await call_next(context)
         except (NotFoundError, DisabledError):
-            # A caller's mistake, not a server fault: no INTERNAL, no error log.
+            # MCP: an unknown tool is a protocol error, not a tool's result. A caller's
+            # mistake all the same: INVALID_INPUT, no error log.
             name = getattr(context.message, "name", None)
-            return error_result(InvalidInputError(f"unknown tool {name!r}", tool=name))
+            raise rpc_error(InvalidInputError(f"unknown tool {name!r}", tool=name)) from None
         except Exception as exc:  # the adapter's error boundary: nothing escapes unshaped
             return error_result(as_domain_error(exc))

@@ -19,6 +19,33 @@ OptionalTime = Annotated[
 ]
 
 
+# A failed call's structured content (docs/errors.md). Every tool's output schema offers it
+# beside the success shape: clients that validate structured content even when isError is
+# set (TypeScript SDK 1.x, MCP Inspector) would otherwise refuse the result and lose its code.
+ERROR_RESULT: dict[str, Any] = {
+    "properties": {
+        "success": {"const": False},
+        "code": {"type": "string"},
+        "error": {"type": "string"},
+        "details": {"type": "object"},
+    },
+    "required": ["success", "code", "error", "details"],
+}
+
+
+def with_error_result(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (a tool's success shape) or :data:`ERROR_RESULT`.
+
+    The success fields stay at the root, so clients that read only the root's properties
+    (fastmcp's typed ``data``, schema viewers) see the same shape as before; what each
+    outcome requires moves into ``anyOf``, success first, so a validator stops at its first
+    branch and checks a success result at the cost it did before."""
+    properties = {**schema.get("properties", {}), "success": {"type": "boolean"}}
+    succeeded = {"properties": {"success": {"const": True}}, "required": schema.get("required", [])}
+    rest = {k: v for k, v in schema.items() if k not in ("properties", "required")}
+    return {**rest, "properties": properties, "anyOf": [succeeded, ERROR_RESULT]}
+
+
 class Out(BaseModel):
     """An output shape read straight from a domain record's attributes."""
 
