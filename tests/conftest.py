@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,48 @@ from shared_context_server.clock import FakeClock
 from shared_context_server.config import Settings
 from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal
+from tests import processes
 
 READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
 ADMIN = frozenset({Permission.READ, Permission.WRITE, Permission.ADMIN})
+
+
+# --- no child process outlives its test, nor the session ---------------------------------
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Children started during a test (not by a wider fixture) are gone when it ends.
+
+    Survivors are stopped either way; the test fails for them unless it failed already
+    (a failed start often leaves its sibling servers behind).
+    """
+    before = set(processes.children())
+    yield
+    leaked = processes.reap_survivors(before)
+    if leaked and not request.node.stash.get(_FAILED, False):
+        pytest.fail("processes outlived the test (now stopped):\n" + "\n".join(leaked))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_session() -> Iterator[None]:
+    yield
+    leaked = processes.reap_survivors()
+    if leaked:
+        pytest.fail("processes outlived the session (now stopped):\n" + "\n".join(leaked))
 
 
 POSTGRES_URL = os.environ.get("SCS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -6,8 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests import processes
+
 ADMIN_KEY = "scs_e2e-admin-key-" + "k" * 24
 SECRET = "e2e-secret-" + "s" * 40
+_PORT_TAKEN = "address already in use"
 
 
 def free_port() -> int:
@@ -44,52 +46,64 @@ class HttpServer:
     url: str
     base: str
     process: subprocess.Popen[bytes]
+    log: Path | None = None
 
 
 def start_http_server(data_dir: Path, **env: str) -> HttpServer:
-    """``scs serve --transport=http`` on a free port; ``env``: more settings (SCS_...)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shared_context_server",
-            "serve",
-            "--transport=http",
-            f"--port={port}",
-        ],
-        env=server_env(data_dir, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
+    """``scs serve --transport=http`` on a free port; ``env``: more settings (SCS_...).
+
+    Ready once /health answers, within SCS_TEST_START_TIMEOUT; an early exit fails at once
+    with the server's log. Its output goes to a log file beside ``data_dir``. A port taken
+    by another process between choosing and binding it is chosen again.
+    """
+    for attempt in range(3):
+        port = free_port()
+        log = data_dir.parent / f"server-{port}.log"
+        process = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "shared_context_server",
+                "serve",
+                "--transport=http",
+                f"--port={port}",
+            ],
+            env=server_env(data_dir, **env),
+            log=log,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            if httpx2.get(base + "/health", timeout=0.5).status_code == 200:
-                return HttpServer(base + "/mcp", base, process)
-        except httpx2.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("server did not become healthy")
+            processes.wait_healthy(process, base + "/health", log=log, what=f"scs serve on {port}")
+        except processes.ProcessFailed:
+            if attempt < 2 and _PORT_TAKEN in processes.log_tail(log).lower():
+                continue
+            raise
+        return HttpServer(base + "/mcp", base, process, log)
+    raise AssertionError("unreachable")
 
 
 def stop(server: HttpServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-    if server.process.stderr:
-        server.process.stderr.close()
+    """Terminate, wait, kill if it must, wait; pipes closed. Safe to call twice."""
+    processes.reap(server.process)
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def http_servers() -> Iterator[Callable[..., HttpServer]]:
+    """``start_http_server`` for one test: every server it started is stopped after it."""
+    started: list[HttpServer] = []
+
+    def start(data_dir: Path, **env: str) -> HttpServer:
+        started.append(start_http_server(data_dir, **env))
+        return started[-1]
+
+    yield start
+    for server in started:
+        stop(server)
 
 
 @pytest.fixture(scope="module")

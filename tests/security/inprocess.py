@@ -27,6 +27,7 @@ from shared_context_server.mcp.http import build_http_app
 from shared_context_server.mcp.run import http_config
 from shared_context_server.mcp.server import build_server
 from tests.e2e.conftest import free_port
+from tests.processes import START_TIMEOUT_S
 
 ADMIN_KEY = "scs_abuse-admin-key-" + "a" * 32
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -79,7 +80,7 @@ async def serving(
             server = uvicorn.Server(config)
             task = asyncio.get_running_loop().create_task(server.serve(sockets=[listener]))
             try:
-                with anyio.fail_after(20):
+                with anyio.fail_after(START_TIMEOUT_S):  # a busy machine starts slowly
                     while not server.started:
                         if task.done():
                             task.result()

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
 
 from shared_context_server.app import running_app
 from shared_context_server.domain.models import KeyBinding, Permission
+from tests import processes
 from tests.conftest import BACKENDS, _create_schema, _drop_schema, make_settings
-from tests.e2e.conftest import SECRET, free_port, server_env
+from tests.e2e.conftest import SECRET, HttpServer, server_env, start_http_server, stop
 
 READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
@@ -49,42 +48,9 @@ class Deployment:
 
     def scs(self, *args: str) -> subprocess.CompletedProcess[str]:
         """An operator command on this deployment's database."""
-        return subprocess.run(
-            [sys.executable, "-m", "shared_context_server", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        return processes.run(
+            [sys.executable, "-m", "shared_context_server", *args], env=self.env(), timeout=60
         )
-
-
-def _start(data_dir: Path, database_url: str | None) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    extra = {"SCS_DATABASE_URL": database_url} if database_url else {}
-    command = ["-m", "shared_context_server", "serve", "--transport=http", f"--port={port}"]
-    # The log goes to a file: a pipe nobody reads would stall the server once full.
-    log = data_dir.parent / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, *command],
-            env=server_env(data_dir, **extra),
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            if httpx2.get(base + "/health", timeout=0.5).status_code == 200:
-                return base, process
-        except httpx2.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError("server did not become healthy")
 
 
 def _create_keys(data_dir: Path, database_url: str | None, spec: KeySpec) -> dict[str, str]:
@@ -114,17 +80,14 @@ def deployment_fixture(spec: KeySpec) -> Callable[..., Iterator[Deployment]]:
         if request.param == "postgres":
             server = request.getfixturevalue("postgres_server")
             schema, url = _create_schema(server)
-        base, process = _start(data_dir, url)
+        running: HttpServer | None = None
         try:
+            running = start_http_server(data_dir, **({"SCS_DATABASE_URL": url} if url else {}))
             keys = _create_keys(data_dir, url, spec)
-            yield Deployment(base, data_dir, url, keys, process)
+            yield Deployment(running.base, data_dir, url, keys, running.process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if running is not None:
+                stop(running)
             if schema:
                 _drop_schema(server, schema)
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from tests import processes
+
 
 def run_together(script: str, argv_per_process: Sequence[Sequence[str]]) -> list[str]:
     """Start one process per argv, release them at once, return their stdout after "ready".
@@ -14,7 +16,7 @@ def run_together(script: str, argv_per_process: Sequence[Sequence[str]]) -> list
     the work of all processes overlaps. A failing process fails the caller with its stderr.
     """
     procs = [
-        subprocess.Popen(
+        processes.spawn(
             [sys.executable, "-c", script, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -32,12 +34,10 @@ def run_together(script: str, argv_per_process: Sequence[Sequence[str]]) -> list
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        results = [proc.communicate(timeout=45) for proc in procs]
+        results = [proc.communicate(timeout=processes.START_TIMEOUT_S) for proc in procs]
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            processes.reap(proc)  # pipes closed too
     for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     return [out for out, _ in results]
