@@ -1,12 +1,16 @@
-"""The MCP server factory: FastMCP for tools, low-level handlers for resources and live updates."""
+"""The MCP server factory: FastMCP for tools; low-level handlers for resources, live updates,
+prompts and completion, whose answers depend on who asks."""
 
 from __future__ import annotations
 
 from fastmcp import FastMCP
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp_types import (
+    CompleteRequestParams,
+    GetPromptRequestParams,
     PaginatedRequestParams,
     ReadResourceRequestParams,
+    RequestParams,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
     UnsubscribeRequestParams,
@@ -16,10 +20,14 @@ from shared_context_server import __version__
 from shared_context_server.app import App
 from shared_context_server.domain.rate_limit import TokenBuckets
 from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
+from shared_context_server.mcp.callers import RequestCaller
+from shared_context_server.mcp.capabilities import discover, drop_logging
+from shared_context_server.mcp.completion import Completions
 from shared_context_server.mcp.context import ToolContext
 from shared_context_server.mcp.errors import ToolErrors, quiet_handler
 from shared_context_server.mcp.identity import AmbientCredential, IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
+from shared_context_server.mcp.prompts import Prompts
 from shared_context_server.mcp.resources import Resources
 from shared_context_server.mcp.tools import register_tools
 
@@ -31,6 +39,8 @@ Shared Context Server: a blackboard shared by a team of agents.
    get_context / get_messages (with cursor) to catch up; search_context to find things.
 3. Keep private notes (add_private_note) and your own memory (set_memory, get_memory).
 Subscribe to session://{session_id} to hear of new messages.
+Prompts (prompts/list) walk through starting a collaboration, handing work to a
+sub-agent and resuming a session.
 """
 
 
@@ -52,10 +62,18 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     register_tools(mcp, ToolContext(app, identity, live, calls), app.settings.tool_profile)
 
     resources = Resources(identity, live, app.sessions, app.messages, app.memory, calls)
+    caller = RequestCaller(identity, live, calls)
+
+    async def tool_names() -> frozenset[str]:
+        return frozenset(tool.name for tool in await mcp.list_tools(run_middleware=False))
+
+    prompts = Prompts(caller, app.messages, app.locks, app.memory, app.presence, tool_names)
+    completions = Completions(caller, app.sessions, prompts)
     low = mcp._mcp_server
-    # Advertise only the change notifications this server sends: the tool set is fixed
-    # and there are no prompts, so neither list ever changes.
+    # Advertise only the change notifications this server sends: the tool and prompt sets
+    # are fixed, so neither list ever changes (capabilities.py does the same for 2026).
     low.notification_options = NotificationOptions(resources_changed=True)
+    drop_logging(low)
     handlers = [
         ("resources/list", PaginatedRequestParams, resources.list),
         ("resources/templates/list", PaginatedRequestParams, resources.templates),
@@ -63,6 +81,10 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
         ("resources/subscribe", SubscribeRequestParams, live.subscribe),
         ("resources/unsubscribe", UnsubscribeRequestParams, live.unsubscribe),
         ("subscriptions/listen", SubscriptionsListenRequestParams, live.listen),
+        ("prompts/list", PaginatedRequestParams, prompts.list),
+        ("prompts/get", GetPromptRequestParams, prompts.get),
+        ("completion/complete", CompleteRequestParams, completions.complete),
+        ("server/discover", RequestParams, discover(low)),
     ]
     for method, params, handler in handlers:
         low.add_request_handler(method, params, quiet_handler(handler))  # type: ignore[arg-type]

@@ -101,9 +101,12 @@ class SessionService:
         *,
         status: SessionStatus | None = None,
         mine: bool = False,
+        id_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Session]:
+        """The sessions the caller may read, most recently active first; ``id_prefix``
+        keeps those whose id starts with it (argument completion)."""
         require(principal, Permission.READ)
         check_page(self._limits, limit, offset)
         query = SessionQuery(
@@ -112,6 +115,7 @@ class SessionService:
             status=status,
             involving=principal.agent_id if mine else None,
             only=principal.session_id,
+            id_prefix=check_text(id_prefix, "id_prefix") if id_prefix else None,
         )
         return await self._store.list_sessions(query)
 

@@ -81,6 +81,10 @@ class SessionRows(SqlBase):
             statement = statement.where(sessions.c.created_by == query.created_by)
         if query.only:
             statement = statement.where(sessions.c.id == query.only)
+        if query.id_prefix:
+            # substr, not LIKE: no wildcards to escape, and case-sensitive on both backends.
+            length = len(query.id_prefix)
+            statement = statement.where(sa.func.substr(sessions.c.id, 1, length) == query.id_prefix)
         if query.involving:
             posted = sa.select(messages.c.session_id).where(messages.c.sender == query.involving)
             statement = statement.where(

@@ -95,6 +95,8 @@ class SessionQuery:
     involving: str | None = None
     # Only this session (a token limited to one session lists just that one).
     only: str | None = None
+    # Only ids that start with this text, case-sensitively on every backend (completion).
+    id_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
