@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SECTIONS = ("startup", "sequential", "errors", "concurrency", "live", "lean", "flood", "memory")
+SECTIONS = (
+    "startup",
+    "sequential",
+    "errors",
+    "concurrency",
+    "live",
+    "lean",
+    "flood",
+    "search",
+    "memory",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,9 @@ class Plan:
     # Start-up: extra starts of each server on a fresh data directory (and, up to 3, of
     # ours on the database the run filled), besides the benchmark's own start.
     startups: int = 5
+    # Search quality: session sizes, and every n-th labelled query at each size.
+    search_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
+    search_query_step: int = 1
 
 
 QUICK = Plan(
@@ -49,6 +62,8 @@ QUICK = Plan(
     lean_seconds=0.7,
     flood_connections=4,
     startups=0,
+    search_sizes=(1_000,),
+    search_query_step=3,
 )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import error_cost, flood
+from bench import error_cost, flood, search_quality
 
 TIMES = "\u00d7"  # the multiplication sign
 NONE = "-"
@@ -249,6 +249,13 @@ def markdown(results: dict[str, Any]) -> str:
             "flood",
             "A legitimate client during an abusive flood (official client)",
             lambda: flood.markdown(sections["flood"], _num, _x),
+        ),
+        (
+            "search_quality",
+            "Search quality: recall@3 of typo queries and latency (official client)",
+            lambda: search_quality.markdown(
+                sections["search_quality"], _target_cell(verdicts, "search_quality")
+            ),
         ),
     ]
     for key, title, render in titled:

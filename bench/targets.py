@@ -76,6 +76,18 @@ TARGETS: tuple[Target, ...] = (
         "start-up to healthy /health (p50)", "startup", "startup_fresh", "p50_ms", "<", 1500, "ms"
     ),
     Target("idle memory (VmRSS)", "memory", "rss_idle", "value_mb", "<", 80, "MB"),
+    # Issue 9: every labelled typo query finds its message in the top 3, at every size.
+    Target("search recall@3", "search_quality", "search_quality", "recall_at_3", ">=", 1.0, ""),
+    Target(
+        "search_context p95, typo queries",
+        "search_quality",
+        "search_quality",
+        "p95_ms",
+        "<=",
+        100,
+        "ms",
+        "largest_size",
+    ),
     # Issue 8: an expected error (a refused call) costs no more than a success.
     *(
         Target(f"refused {op} p50", "error_cost", op, "ratio_p50", "<=", 1.0, "\u00d7 success")

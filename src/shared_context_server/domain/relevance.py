@@ -13,8 +13,9 @@ message's length does not matter, only whether it holds the query's words:
 - the query's score is the mean of its words' scores, each weighted by its length, so a typo
   in one long word costs a few points and "the" weighs less than "invalidation".
 
-100 means every query word is in the text as written; a one-letter typo in a word of 8+
-letters scores about 90-95. Case and accents never count ("ZURICH" matches "Zürich").
+100 means every query word is in the text as written; in an 8-letter word, a letter missing
+or one too many scores about 94, a wrong letter or two neighbours swapped about 88. Case and
+accents never count ("ZURICH" matches "Zürich").
 
 Pure functions; RapidFuzz's C routines do the comparisons, each distinct word of all texts
 once per query word.
