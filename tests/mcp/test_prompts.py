@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +264,8 @@ async def test_a_smaller_tool_profile_offers_only_prompts_whose_tools_it_has(
         text = _text(await client.get_prompt("resume_session", {"session_id": session.id}))
     assert hidden.data["details"] == {"prompt": "hand_off_to_subagent"}
     assert set(CALLED.findall(text)) <= tools
+
+
+def test_every_prompt_is_documented() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "tools.md").read_text()
+    assert [name for name in PROMPTS if f"| `{name}` |" not in text] == []
