@@ -22,6 +22,8 @@ async def test_a_2025_subscriber_hears_of_visible_posts_only(
     ):
         session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
         uri = f"session://{session_id}"
+        # Alice is active in the session before carol listens: her posts bring no presence news.
+        await ok(alice, "get_session", session_id=session_id)
         await carol.subscribe_resource(uri)
 
         await ok(

@@ -25,8 +25,11 @@ async def test_news_after_the_cursor_comes_back_at_once(
         with anyio.fail_after(5):
             news = await ok(bob, "wait_for_updates", session_id=session_id, cursor=cursor)
         assert news["timed_out"] is False
-        assert [u["message"]["content"] for u in news["updates"]] == ["first", "second"]
-        assert all(u["kind"] == "message_added" for u in news["updates"])
+        # Bob's call made him active in the session: that presence change is news too.
+        kinds = [u["kind"] for u in news["updates"]]
+        assert kinds == ["message_added", "message_added", "presence_changed"]
+        assert [u["message"]["content"] for u in news["updates"][:2]] == ["first", "second"]
+        assert news["updates"][2]["agent_id"] == "bob"
         # Nothing more after the returned cursor: the private note was skipped over.
         quiet = await ok(
             bob,

@@ -51,6 +51,7 @@ from shared_context_server.events.bus import EventBus
 from shared_context_server.mcp.errors import rpc_error
 from shared_context_server.mcp.identity import IdentityResolver
 from shared_context_server.mcp.uris import parse_memory_uri, parse_session_uri, session_uri
+from shared_context_server.services.presence import PresenceService
 from shared_context_server.services.sessions import SessionService
 
 logger = logging.getLogger(__name__)
@@ -90,9 +91,11 @@ class LiveUpdates:
         identity: IdentityResolver,
         sessions: SessionService,
         max_subscriptions: int = 64,
+        presence: PresenceService | None = None,
     ) -> None:
         self._identity = identity
         self._sessions = sessions
+        self._presence = presence
         self._max = max_subscriptions
         self._connections: dict[int, _Connection] = {}
         self._listens: set[_Listen] = set()
@@ -134,6 +137,8 @@ class LiveUpdates:
         session_id = parse_session_uri(uri)
         if session_id is not None:
             await self._sessions.get(principal, session_id)
+            if self._presence is not None:  # a subscriber is active in the session
+                await self._presence.seen(principal, session_id)
         elif parse_memory_uri(uri) is not None:
             raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
 

@@ -43,6 +43,7 @@ from shared_context_server.mcp.uris import (
 )
 from shared_context_server.services.memory import MemoryService
 from shared_context_server.services.messages import MessageService
+from shared_context_server.services.presence import PresenceService
 from shared_context_server.services.sessions import SessionService
 
 JSON = "application/json"
@@ -82,8 +83,10 @@ class Resources:
         messages: MessageService,
         memory: MemoryService,
         calls: TokenBuckets | None = None,
+        presence: PresenceService | None = None,
     ) -> None:
         self._calls = calls
+        self._presence = presence
         self._identity = identity
         self._live = live
         self._sessions = sessions
@@ -160,6 +163,8 @@ class Resources:
         session_id = parse_session_uri(uri)
         if session_id is not None:
             found = await self._messages.context(principal, session_id, limit=SESSION_MESSAGES)
+            if self._presence is not None:  # read, so it exists and the reader may see it
+                await self._presence.seen(principal, session_id)
             return {
                 "session": SessionOut.of(found.session).model_dump(mode="json"),
                 "messages": [MessageOut.of(m).model_dump(mode="json") for m in found.messages],

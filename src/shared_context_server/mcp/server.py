@@ -23,7 +23,7 @@ from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
 from shared_context_server.mcp.callers import RequestCaller
 from shared_context_server.mcp.capabilities import discover, drop_logging
 from shared_context_server.mcp.completion import Completions
-from shared_context_server.mcp.context import ToolContext
+from shared_context_server.mcp.context import NamedSession, ToolContext
 from shared_context_server.mcp.errors import ToolErrors, quiet_handler
 from shared_context_server.mcp.identity import AmbientCredential, IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
@@ -47,7 +47,9 @@ sub-agent and resuming a session.
 def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     abuse = app.settings.abuse
     identity = IdentityResolver(app.auth, ambient)
-    live = LiveUpdates(app.bus, identity, app.sessions, abuse.listen_streams_per_agent)
+    live = LiveUpdates(
+        app.bus, identity, app.sessions, abuse.listen_streams_per_agent, app.presence
+    )
     calls = TokenBuckets(app.clock, abuse.calls_burst, abuse.calls_per_second)
     mcp = FastMCP(
         "shared-context-server",
@@ -59,9 +61,12 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     failures = AuthFailures(app.store, app.clock, abuse.auth_failures_per_minute)
     mcp.add_middleware(AuthAttempts(failures, app.auth.known_key))
     mcp.add_middleware(ToolErrors())
+    mcp.add_middleware(NamedSession())  # the caller is present in the session a call names
     register_tools(mcp, ToolContext(app, identity, live, calls), app.settings.tool_profile)
 
-    resources = Resources(identity, live, app.sessions, app.messages, app.memory, calls)
+    resources = Resources(
+        identity, live, app.sessions, app.messages, app.memory, calls, app.presence
+    )
     caller = RequestCaller(identity, live, calls)
 
     async def tool_names() -> frozenset[str]:

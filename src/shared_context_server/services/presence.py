@@ -93,8 +93,12 @@ class PresenceService:
     async def seen(self, principal: Principal, session_id: str | None = None) -> None:
         """Refresh the caller's last-seen (and activity in ``session_id``), cheaply: nothing
         is written if both were recorded within ``refresh_seconds``. Never fails the call
-        it is part of; a failed write is logged and retried on the next call."""
-        if session_id is not None and not principal.may_access(session_id):
+        it is part of; a failed write is logged and retried on the next call. Activity is
+        recorded only in a session that exists and the caller may read; the caller learns
+        nothing either way."""
+        if session_id is not None and not (
+            principal.has(Permission.READ) and principal.may_access(session_id)
+        ):
             session_id = None
         now = self._clock.now()
         keys = [(principal.agent_id, "")]
@@ -102,8 +106,12 @@ class PresenceService:
             keys.append((principal.agent_id, session_id))
         if all(self._fresh(key, now) for key in keys):
             return
+        agent_fresh = self._fresh(keys[0], now)
         self._remember(keys, now)
         try:
+            # Only the session is due: a read spares a write for a session that is not there.
+            if agent_fresh and session_id and await self._store.get_session(session_id) is None:
+                return
             _, events = await self._store.touch_presence(
                 self._touch(principal, now, session_id, None)
             )
