@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jwt
 import pytest
+from mcp import Client, StdioServerParameters
 from typer.testing import CliRunner
 
 from shared_context_server.cli.main import cli
+from tests import processes
+from tests.e2e.conftest import ADMIN_KEY, free_port, server_env
 
 SECRET = "cli-secret-" + "c" * 40
 
@@ -98,3 +102,36 @@ def test_keys_are_bound_to_the_identities_they_may_act_as(env: dict[str, str]) -
 def test_an_operator_token_cannot_name_a_sub_agent(env: dict[str, str]) -> None:
     code, output = run(env, "token", "alice:helper")
     assert (code, "IDENTITY_NOT_ALLOWED" in output) == (2, True)
+
+
+# --- scs serve: SCS_TRANSPORT, overridden by --transport ---------------------------------
+
+
+def test_an_unknown_scs_transport_is_one_line_error(env: dict[str, str]) -> None:
+    code, output = run({**env, "SCS_TRANSPORT": "carrier-pigeon"}, "serve")
+    assert code == 2
+    assert output.startswith("error: invalid configuration: transport:"), output
+    assert "Traceback" not in output
+
+
+def test_scs_transport_chooses_the_transport(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = server_env(tmp_path / "data", SCS_TRANSPORT="http", SCS_PORT=str(port))
+    process = processes.spawn(
+        [sys.executable, "-m", "shared_context_server", "serve"], env=env, log=log
+    )
+    try:
+        processes.wait_healthy(process, f"http://127.0.0.1:{port}/health", log=log)
+    finally:
+        processes.reap(process)
+
+
+async def test_the_transport_flag_overrides_scs_transport(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "shared_context_server", "serve", "--transport", "stdio"],
+        env=server_env(tmp_path / "data", SCS_TRANSPORT="http", SCS_AUTH_TOKEN=ADMIN_KEY),
+    )
+    async with Client(params, mode="legacy", cache=None) as client:
+        assert (await client.call_tool("list_sessions", {})).is_error is False

@@ -48,12 +48,14 @@ def _fail(error: DomainError) -> None:
 
 @cli.command()
 def serve(
-    transport: Annotated[str, typer.Option(help="stdio or http")] = "stdio",
+    transport: Annotated[
+        str | None, typer.Option(help="stdio or http (default: SCS_TRANSPORT, else stdio)")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="HTTP bind address")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
 ) -> None:
     """Run the MCP server (stdio for one client, http for many)."""
-    if transport not in ("stdio", "http"):
+    if transport is not None and transport not in ("stdio", "http"):
         raise typer.BadParameter("transport must be stdio or http")
     settings = _settings(transport, host, port)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
