@@ -6,8 +6,9 @@ from typing import Any
 
 import anyio
 
-from shared_context_server.app import App
-from tests.mcp.conftest import connect_client, fails, ok
+from shared_context_server.app import App, running_app
+from shared_context_server.config import Settings
+from tests.mcp.conftest import connect_client, fails, ok, token_for
 
 
 async def test_news_after_the_cursor_comes_back_at_once(
@@ -120,3 +121,48 @@ async def test_wait_input_errors(app: App, tokens: dict[str, str]) -> None:
         assert (await fails(anonymous, "wait_for_updates", timeout_s=0))["code"] == (
             "AUTH_REQUIRED"
         )
+
+
+async def test_the_timeout_bound_follows_scs_wait_max_seconds(backend_settings: Settings) -> None:
+    settings = backend_settings.model_copy(update={"wait_max_seconds": 40.0})
+    async with (
+        running_app(settings, background=False) as app,
+        connect_client(app, token_for(app, "alice")) as alice,
+    ):
+        schema = {t.name: t for t in (await alice.list_tools()).tools}["wait_for_updates"]
+        timeout = schema.input_schema["properties"]["timeout_s"]
+        assert (timeout["maximum"], timeout["default"]) == (40.0, 20.0)
+        session_id = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
+        cursor = (await ok(alice, "get_messages", session_id=session_id))["feed_cursor"]
+        await ok(alice, "add_message", session_id=session_id, content="news")
+        # News after the cursor: a 30 s timeout is accepted and returns at once.
+        with anyio.fail_after(10):
+            news = await ok(
+                alice, "wait_for_updates", session_id=session_id, cursor=cursor, timeout_s=30
+            )
+        assert news["timed_out"] is False
+        over = await fails(alice, "wait_for_updates", timeout_s=40.5)
+        assert over["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_the_default_bound_refuses_a_timeout_over_25_s(
+    app: App, tokens: dict[str, str]
+) -> None:
+    async with connect_client(app, tokens["alice"]) as alice:
+        schema = {t.name: t for t in (await alice.list_tools()).tools}["wait_for_updates"]
+        assert schema.input_schema["properties"]["timeout_s"]["maximum"] == 25.0
+        assert (await fails(alice, "wait_for_updates", timeout_s=30))["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_a_bound_below_the_usual_timeout_is_also_the_default(
+    backend_settings: Settings,
+) -> None:
+    settings = backend_settings.model_copy(update={"wait_max_seconds": 0.2})
+    async with (
+        running_app(settings, background=False) as app,
+        connect_client(app, token_for(app, "alice")) as alice,
+    ):
+        schema = {t.name: t for t in (await alice.list_tools()).tools}["wait_for_updates"]
+        assert schema.input_schema["properties"]["timeout_s"]["default"] == 0.2
+        with anyio.fail_after(10):
+            assert (await ok(alice, "wait_for_updates"))["timed_out"] is True

@@ -1,6 +1,8 @@
-"""wait_for_updates: news for agents whose client ignores resource notifications."""
+"""wait_for_updates: news for agents whose client ignores resource notifications.
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the timeout's bound is the setting, so the
+argument's annotation is built when the tool is registered.
+"""
 
 from typing import Annotated, Any
 
@@ -24,7 +26,7 @@ class UpdateOut(BaseModel):
     message: MessageOut | None
 
     @classmethod
-    def of(cls, update: Update) -> UpdateOut:
+    def of(cls, update: Update) -> "UpdateOut":
         event = update.event
         return cls(
             cursor=event.id,
@@ -48,6 +50,13 @@ class UpdatesResult(Ok):
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
     updates = ctx.app.updates
+    # The schema's maximum is SCS_WAIT_MAX_SECONDS, so a client reads the real bound.
+    longest = updates.max_wait_seconds
+    usual = min(20.0, longest)
+    Timeout = Annotated[
+        float,
+        Field(ge=0, le=longest, description=f"Seconds to wait, at most {longest:g}."),
+    ]
 
     @mcp.tool(annotations=READ_ONLY)
     async def wait_for_updates(
@@ -59,7 +68,7 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
             Field(ge=0, description="next_cursor (or feed_cursor) from an earlier call."),
             INT64,
         ] = None,
-        timeout_s: Annotated[float, Field(ge=0, le=25)] = 20.0,
+        timeout_s: Timeout = usual,
         auth_token: AuthToken = None,
     ) -> UpdatesResult:
         """Wait for news: returns at once with every change you may see after cursor
