@@ -1,23 +1,31 @@
-"""Run the server on stdio or streamable HTTP, with the app's background work alongside."""
+"""Run the server on stdio or streamable HTTP, with the app's background work alongside.
+
+The HTTP stack (uvicorn, our Starlette app) is imported only to serve HTTP: a stdio server
+is launched by its client for every session, and a client's start check is short.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import uvicorn
+import logging
+from typing import TYPE_CHECKING, Any
 
 from shared_context_server.app import running_app
 from shared_context_server.config import Settings
-from shared_context_server.mcp.http import build_http_app
 from shared_context_server.mcp.identity import AmbientCredential
 from shared_context_server.mcp.server import build_server
-from shared_context_server.mcp.slow_clients import bounded_protocol
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def http_config(http: Any, settings: Settings, **options: Any) -> uvicorn.Config:
     """uvicorn for ``http``: deadlines for slow clients, a connection ceiling, and proxy
     headers believed only from the proxies the settings name (``options``: more of
     ``uvicorn.Config``'s)."""
+    import uvicorn
+
+    from shared_context_server.mcp.slow_clients import bounded_protocol
+
     abuse = settings.abuse
     return uvicorn.Config(
         http,
@@ -33,7 +41,15 @@ def http_config(http: Any, settings: Settings, **options: Any) -> uvicorn.Config
     )
 
 
+def quiet_fastmcp(level: str) -> None:
+    """FastMCP logs through its own handler at its own level (INFO, unless FASTMCP_LOG_LEVEL
+    says otherwise), so its "Starting MCP server" line reached a stdio client's stderr
+    whatever SCS_LOG_LEVEL said. Ours decides."""
+    logging.getLogger("fastmcp").setLevel(level.upper())
+
+
 async def run_server(settings: Settings) -> None:
+    quiet_fastmcp(settings.log_level)
     async with running_app(settings) as app:
         if settings.transport == "stdio":
             ambient = None
@@ -43,5 +59,9 @@ async def run_server(settings: Settings) -> None:
                 )
             await build_server(app, ambient).run_stdio_async(show_banner=False)
             return
+        import uvicorn
+
+        from shared_context_server.mcp.http import build_http_app
+
         http = build_http_app(app, build_server(app))
         await uvicorn.Server(http_config(http, settings)).serve()
