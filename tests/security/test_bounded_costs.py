@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from shared_context_server.app import App
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message
-from shared_context_server.services.search import TERM_BUDGET, TERMS_PER_WINDOW
+from shared_context_server.services.search import RECENT, TERM_BUDGET, TERMS_PER_WINDOW
 from shared_context_server.services.updates import SCAN_BUDGET
 from shared_context_server.storage.tables import change_feed, messages
 from tests.mcp.conftest import connect_client, ok, token_for
@@ -130,6 +130,22 @@ async def test_another_sessions_private_words_do_not_widen_a_search(
         ours = (await ok(alice, "create_session", purpose="work"))["session"]["id"]
         await ok(alice, "add_message", session_id=ours, content="the deployment finished")
         await ok(alice, "add_message", session_id=ours, content="lunch is at noon")
+    # More than the newest RECENT, which search scores without the index: the expansion runs.
+    notes = [
+        {
+            "session_id": ours,
+            "sender": "alice",
+            "sender_type": "claude",
+            "content": f"routine note {i}",
+            "metadata": {},
+            "message_type": "message",
+            "visibility": "public",
+            "parent_message_id": None,
+            "created_at": app.clock.now(),
+        }
+        for i in range(RECENT)
+    ]
+    await anyio.to_thread.run_sync(_insert, app, messages, notes)
     examined: list[int] = []
     original = app.store.search_terms
 

@@ -24,7 +24,7 @@ once per query word.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
@@ -108,21 +108,22 @@ class Matcher:
     """One query, matched against many texts: the query's words are compared with each
     distinct word of all the texts once, then each text's score is a few set lookups."""
 
-    def __init__(self, query: Query, texts: Iterable[Sequence[str]]) -> None:
+    def __init__(self, query: Query, vocabulary: Iterable[str]) -> None:
+        """``vocabulary``: every distinct word of the texts to be scored."""
         self._query = query
-        vocabulary = sorted(set().union(*map(set, texts)))
-        self._scores = [word_scores(w, vocabulary) for w in query.words]
+        known = list(vocabulary)
+        self._scores = [word_scores(w, known) for w in query.words]
         self._keys = [set(s) for s in self._scores]
 
-    def score(self, text_words: Iterable[str]) -> float:
-        """0-100: the length-weighted mean of each query word's best match in the text."""
+    def score(self, present: Set[str]) -> float:
+        """0-100: the length-weighted mean of each query word's best match in the text
+        whose distinct words are ``present``."""
         total = self._query.total_weight
         if not total:
             return 0.0
-        present = set(text_words)
         earned = 0.0
         for word, scores, keys in zip(self._query.words, self._scores, self._keys, strict=True):
-            hits = present & keys if len(present) > len(keys) else keys & present
+            hits = keys & present
             if hits:
                 earned += len(word) * max(scores[h] for h in hits)
         return earned / total
@@ -130,6 +131,5 @@ class Matcher:
 
 def score(query: str, text: str) -> float:
     """The score of one text for one query (see ``Matcher`` for many)."""
-    q = Query.of(query)
-    text_words = words(text)
-    return Matcher(q, [text_words]).score(text_words)
+    present = set(words(text))
+    return Matcher(Query.of(query), present).score(present)

@@ -91,34 +91,42 @@ class SearchService:
         require(principal, Permission.READ)
         await self._sessions.find(session_id, principal)
         candidates = await self._candidates(
-            TextSearch(
-                session_id,
-                read_scope(principal),
-                await self._query_words(session_id, query),
-                include_metadata=include_metadata,
-                limit=max(CANDIDATES, 5 * limit),
-            )
+            principal, session_id, query, include_metadata, max(CANDIDATES, 5 * limit)
         )
-        texts = [relevance.words(_searchable(m, include_metadata)) for m in candidates]
-        matcher = relevance.Matcher(relevance.Query.of(query), texts)
+        texts = [set(relevance.words(_searchable(m, include_metadata))) for m in candidates]
+        matcher = relevance.Matcher(relevance.Query.of(query), set().union(*texts))
         scored = ((matcher.score(t), m) for t, m in zip(texts, candidates, strict=True))
-        hits = [SearchHit(m, round(score, 2)) for score, m in scored if score >= threshold]
+        # A message that matches no query word is no hit, even at threshold 0.
+        hits = [SearchHit(m, round(s, 2)) for s, m in scored if s >= threshold and s > 0]
         # Best first; among equal scores, newest first.
         hits.sort(key=lambda hit: (-hit.score, -hit.message.id))
         return hits[:limit]
 
-    async def _candidates(self, search: TextSearch) -> list[Message]:
+    async def _candidates(
+        self, principal: Principal, session_id: str, query: str, metadata: bool, limit: int
+    ) -> list[Message]:
+        """The newest RECENT messages the caller may see, whatever the index says, so there
+        a typo the expansion cannot correct (in a word's first letters, a word split in two)
+        still finds its message; if the caller sees no more than those, that is all. Else
+        the full-text matches too: the newest with every query word, then with any."""
+        scope = read_scope(principal)
+        recent = await self._store.list_messages(
+            MessageQuery(session_id, scope, limit=RECENT, newest_first=True)
+        )
+        if len(recent) < RECENT:
+            return recent
+        search = TextSearch(
+            session_id,
+            scope,
+            await self._query_words(session_id, query),
+            include_metadata=metadata,
+            limit=limit,
+        )
         found = await self._store.search_messages(replace(search, every=True))
         if len(found) < search.limit and len(search.words) > 1:
             seen = {m.id for m in found}
             more = await self._store.search_messages(search)
             found += [m for m in more if m.id not in seen][: search.limit - len(found)]
-        # The newest messages are scored whatever the index says, so there a typo the
-        # expansion cannot correct (in a word's first letters, a word split in two) still
-        # finds its message; in a session of up to RECENT messages, that is every message.
-        recent = await self._store.list_messages(
-            MessageQuery(search.session_id, search.scope, limit=RECENT, newest_first=True)
-        )
         seen = {m.id for m in found}
         return found + [m for m in recent if m.id not in seen]
 

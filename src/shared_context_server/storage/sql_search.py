@@ -27,14 +27,23 @@ from shared_context_server.storage.tables import messages
 
 _fts = sa.table("messages_fts", sa.column("rowid"), sa.column("rank"), sa.column("messages_fts"))
 _terms = sa.table("messages_terms", sa.column("term"))
-# fts5vocab walks its terms in order, so with ORDER BY term and LIMIT it reads no more
-# than the limit, however many words other sessions added.
-_SQLITE_TERMS = (
-    sa.select(_terms.c.term)
-    .where(_terms.c.term >= sa.bindparam("low"), _terms.c.term < sa.bindparam("high"))
-    .order_by(_terms.c.term)
-    .limit(sa.bindparam("limit"))
-)
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_terms(windows: int) -> Any:
+    """One statement for ``windows`` prefixes: fts5vocab walks its terms in order, so with
+    ORDER BY term and LIMIT each window reads no more than the limit, however many words
+    other sessions added."""
+    parts = [
+        sa.select(_terms.c.term)
+        .where(_terms.c.term >= sa.bindparam(f"low{i}"), _terms.c.term < sa.bindparam(f"high{i}"))
+        .order_by(_terms.c.term)
+        .limit(sa.bindparam("limit"))
+        .subquery()
+        .select()
+        for i in range(windows)
+    ]
+    return sa.union_all(*parts) if len(parts) > 1 else parts[0]
 
 
 def _pg_document(include_metadata: bool) -> sa.ColumnElement[Any]:
@@ -104,11 +113,13 @@ class SearchRows(SqlBase):
             if self.dialect == "postgresql":
                 params = {"session_id": session_id, "prefixes": list(prefixes), "limit": limit}
                 found.extend(row[0] for row in conn.execute(_PG_TERMS, params))
-            else:
-                for prefix in prefixes:
-                    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-                    window = {"low": prefix, "high": high, "limit": limit}
-                    found.extend(row[0] for row in conn.execute(_SQLITE_TERMS, window))
+            elif prefixes:
+                windows: dict[str, Any] = {"limit": limit}
+                for i, prefix in enumerate(prefixes):
+                    windows[f"low{i}"] = prefix
+                    windows[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+                statement = _sqlite_terms(len(prefixes))
+                found.extend(row[0] for row in conn.execute(statement, windows))
         return found
 
     @threaded
