@@ -244,13 +244,18 @@ async def test_lock_changes_are_audited_in_their_transaction(store: SqlStore) ->
 
 
 class Ledger:
-    """What the contenders saw: who held what when, and the tokens in grant order."""
+    """What the contenders saw, as they saw it: who held what, and each grant they got.
+
+    A grant is recorded after its transaction commits, so two grants that may coexist (two
+    readers) can be recorded in either order: wall order is not grant order. The exclusion
+    checks here hold regardless (a lock is recorded as given up before its release
+    commits); the order of grants is read from the store's own record (``replay``).
+    """
 
     def __init__(self) -> None:
         self.writer: str | None = None
         self.readers: set[str] = set()
-        self.tokens: list[int] = []
-        self.grants = 0
+        self.seen: list[tuple[int, LockType]] = []  # (fencing token, type), as recorded
         self.refusals = 0
 
     def granted(self, holder: str, lock_type: LockType, token: int) -> None:
@@ -260,13 +265,42 @@ class Ledger:
         else:
             assert not self.readers, f"{holder} got {lock_type} while {self.readers} read"
             self.writer = holder
-        self.tokens.append(token)
-        self.grants += 1
+        self.seen.append((token, lock_type))
 
     def releasing(self, holder: str) -> None:
         if self.writer == holder:
             self.writer = None
         self.readers.discard(holder)
+
+
+async def replay(store: SqlStore, session_id: str) -> list[tuple[int, LockType]]:
+    """The session's grants in the order the store made them (its feed: one row per lock
+    change, written in the change's transaction, which serialises on the session), checked
+    for exclusion along the way. Returns (fencing token, type) per grant."""
+    holders: dict[str, LockType] = {}
+    grants: list[tuple[int, LockType]] = []
+    for event in await store.read_feed(0, 10_000):
+        if event.kind is not EventKind.LOCK_CHANGED or event.session_id != session_id:
+            continue
+        action, lock_type = event.payload["action"], LockType(event.payload["lock_type"])
+        if action == "released":
+            del holders[event.payload["former_holder"]]
+            continue
+        assert action == "acquired", event.payload
+        others = set(holders.values())
+        assert others <= {READ}, (event.payload, holders)  # a writer excludes everyone
+        assert lock_type is READ or not others, (event.payload, holders)
+        holders[event.payload["holder"]] = lock_type
+        grants.append((event.payload["fencing_token"], lock_type))
+    assert holders == {}
+    return grants
+
+
+def _read_only_between(seen: list[tuple[int, LockType]], i: int, j: int) -> bool:
+    """Grants i < j were recorded out of token order: allowed only if every grant whose
+    token lies between theirs (both included) is a read, i.e. they could all coexist."""
+    low, high = seen[j][0], seen[i][0]
+    return all(kind is READ for token, kind in seen if low <= token <= high)
 
 
 async def _contend(
@@ -303,9 +337,18 @@ async def test_many_agents_racing_for_one_lock_never_share_a_write_lock(
         for i in range(30):
             store = first if i % 2 else second
             tg.start_soon(_contend, store, session_id, f"agent-{i}", ledger, rng, T0)
-    assert ledger.grants >= 40, seed
+    assert len(ledger.seen) >= 40, seed
     assert ledger.refusals > 0, seed
-    # Grants are serialised, so their tokens strictly increase in the order granted.
-    assert ledger.tokens == sorted(ledger.tokens), seed
-    assert len(set(ledger.tokens)) == len(ledger.tokens), seed
+    # In the store's order, grants never overlapped and fencing tokens strictly increase.
+    grants = await replay(first, session_id)
+    tokens = [token for token, _ in grants]
+    assert tokens == sorted(set(tokens)), seed
+    # The contenders were told exactly those grants; any two they recorded out of token
+    # order were reads that could coexist, never a write overtaken or overtaking.
+    assert sorted(ledger.seen) == grants, seed
+    seen = ledger.seen
+    for i in range(len(seen)):
+        for j in range(i + 1, len(seen)):
+            if seen[i][0] > seen[j][0]:
+                assert _read_only_between(seen, i, j), (seed, seen[i], seen[j])
     assert await first.list_locks(session_id, T0) == []
