@@ -7,5 +7,11 @@ echo "== ruff check";  .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy";        .venv/bin/mypy && .venv/bin/mypy --strict bench
 echo "== pytest"
-.venv/bin/pytest --cov --cov-report=term --cov-report=xml "$@"
+started=$SECONDS
+# --durations: the 25 slowest tests, where the suite's time goes.
+status=0
+.venv/bin/pytest --cov --cov-report=term --cov-report=xml --durations=25 "$@" || status=$?
+echo "== pytest wall time: $((SECONDS - started)) s"
+[ "$status" -eq 0 ] || exit "$status"
 echo "== MCP conformance"; bash scripts/conformance.sh
+echo "== total wall time: ${SECONDS} s"
