@@ -113,6 +113,22 @@ async def test_every_stdio_config_launches_a_server_that_acts_as_its_agent(
     # server opened that database (SCS_DATA_DIR), not a fresh one of its own.
 
 
+@pytest.mark.postgres
+async def test_a_stdio_config_opens_the_deployments_postgresql(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL the launched server must be told the database (SCS_DATABASE_URL): the
+    key made there verifies only if it opened the same one."""
+    env = server_env(tmp_path / "data", SCS_DATABASE_URL=postgres_url)
+    args = ["client-config", "cursor", "--transport", "stdio", "--agent-id", "pg-agent"]
+    result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli, args, env=env))
+    assert result.exit_code == 0, result.stderr
+    parsed = read_config("cursor", result.stdout)
+    assert parsed.env["SCS_DATABASE_URL"] == postgres_url
+    async with Client(stdio_params(parsed), mode="legacy", cache=None) as session:
+        assert (await call_as(session))["agent_id"] == "pg-agent"
+
+
 # The real client CLIs ------------------------------------------------------------------
 
 
