@@ -282,6 +282,7 @@ def test_a_stdio_server_is_pointed_at_this_deployment_and_warned_of_secrets(
         ({"url": "ftp://x/mcp"}, "url"),
         ({"agent_id": "bad id!"}, "agent_id"),
         ({"permissions": "read,root"}, "permissions"),
+        ({"permissions": " , "}, "permissions"),
         ({"api_key": "a.b.c"}, "api_key"),
         ({"token_days": 2}, "token_days"),
         ({"token_days": 0}, "token_days"),

@@ -130,7 +130,8 @@ class ConfigRequest:
                     "of a lifetime you choose, use --token-days)",
                     field="api_key",
                 )
-        parse_permissions(self.permission_names)
+        if not parse_permissions(self.permission_names):
+            raise InvalidInputError("name at least one permission", field="permissions")
         if self.token_days is not None:
             self._check_token_days(settings)
         return self
