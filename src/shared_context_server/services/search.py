@@ -23,11 +23,12 @@ from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import MessageQuery, QueryWord, Store, TextSearch
 
 MAX_QUERY_CHARS = 1_000
-# RapidFuzz scores this many full-text matches (or five per hit asked for, if more): the
+# A search scores this many full-text matches (or five per hit asked for, if more): the
 # newest that contain every query word, then the newest that contain any. It bounds the
 # cost of a search on a huge session.
 CANDIDATES = 500
-# ... and the newest this many messages the caller may see, whatever the index says.
+# ... and the newest this many messages the caller may see, whatever the index says (all
+# of them, without the index, if the caller sees no more).
 RECENT = 100
 # The default fuzzy_threshold: relevance's score is the length-weighted share of the query's
 # words found (each as spelled, or as close as a typo), so 60 asks for the longer part of
