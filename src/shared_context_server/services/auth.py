@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import (
     IdentityOwner,
@@ -298,9 +296,13 @@ class AuthService:
             claims["dlg"] = principal.delegated_by
         if principal.key_name is not None:
             claims["key"] = principal.key_name
+        import jwt  # on first use: PyJWT and its crypto backends are not needed to start
+
         return jwt.encode(claims, self._tokens.secret, algorithm=ALGORITHM), expires_at
 
     def _decode(self, token: str) -> dict[str, Any]:
+        import jwt  # see issue_token
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from shared_context_server.errors import (
     ConflictError,
@@ -16,12 +16,24 @@ from shared_context_server.errors import (
 )
 from shared_context_server.storage.tables import counters, sessions
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
+
+
+def _dialect_insert(dialect: str) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
+    """The dialect's INSERT with ON CONFLICT; PostgreSQL's dialect is imported only when a
+    PostgreSQL database is used (a SQLite start is spared it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    return sqlite.insert
+
 
 def _insert(
     dialect: str, table: sa.Table, values: dict[str, Any] | None
 ) -> postgresql.Insert | sqlite.Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
+    statement = _dialect_insert(dialect)(table)
     # Without values the statement is reusable: the row comes as execute() parameters.
     return statement if values is None else statement.values(values)
 
@@ -111,9 +123,8 @@ def next_counter(connection: sa.Connection, name: str) -> int:
     One atomic upsert on both backends; PostgreSQL keeps the row locked until commit, so
     values are handed out in commit order.
     """
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     bump = (
-        insert(counters)
+        _dialect_insert(connection.dialect.name)(counters)
         .values(name=name, value=1)
         .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
         .returning(counters.c.value)
