@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     feed_poll_seconds: float = 0.01
     # Which tools are exposed: all, core (an agent's everyday set), readonly.
     tool_profile: Literal["all", "core", "readonly"] = "all"
+    # False: no tool lists (or takes) the optional auth_token argument, for deployments
+    # where every connection carries its identity (HTTP Authorization header, stdio
+    # SCS_AUTH_TOKEN); a quarter of the tools/list a model reads is that argument.
+    auth_token_param: bool = True
     # wait_for_updates blocks at most this long: below common client tool timeouts.
     wait_max_seconds: float = 25.0
     sqlite_busy_timeout_ms: int = 10_000

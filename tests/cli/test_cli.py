@@ -135,3 +135,32 @@ async def test_the_transport_flag_overrides_scs_transport(tmp_path: Path) -> Non
     )
     async with Client(params, mode="legacy", cache=None) as client:
         assert (await client.call_tool("list_sessions", {})).is_error is False
+
+
+def test_stdio_without_the_auth_token_parameter_needs_scs_auth_token(env: dict[str, str]) -> None:
+    code, output = run({**env, "SCS_AUTH_TOKEN_PARAM": "false"}, "serve", "--transport", "stdio")
+    assert code == 2
+    assert "SCS_AUTH_TOKEN" in output
+
+
+async def test_a_stdio_server_without_the_parameter_acts_as_scs_auth_token(
+    tmp_path: Path,
+) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "shared_context_server", "serve", "--transport", "stdio"],
+        env=server_env(
+            tmp_path / "data",
+            SCS_AUTH_TOKEN=ADMIN_KEY,
+            SCS_AGENT_ID="lean-agent",
+            SCS_AUTH_TOKEN_PARAM="false",
+        ),
+    )
+    async with Client(params, mode="legacy", cache=None) as client:
+        tools = (await client.list_tools()).tools
+        assert not any(
+            "auth_token" in t.input_schema["properties"] for t in tools if t.name != "refresh_token"
+        )
+        created = await client.call_tool("create_session", {"purpose": "lean"})
+        assert created.structured_content is not None
+        assert created.structured_content["session"]["created_by"] == "lean-agent"

@@ -58,6 +58,10 @@ def serve(
     if transport is not None and transport not in ("stdio", "http"):
         raise typer.BadParameter("transport must be stdio or http")
     settings = _settings(transport, host, port)
+    if settings.transport == "stdio" and not settings.auth_token_param and not settings.auth_token:
+        # No argument and no connection identity: no tool call could name its caller.
+        typer.echo("error: SCS_AUTH_TOKEN_PARAM=false on stdio needs SCS_AUTH_TOKEN", err=True)
+        raise typer.Exit(2)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     from shared_context_server.mcp.run import run_server
 

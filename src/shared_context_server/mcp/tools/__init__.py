@@ -20,6 +20,7 @@ from shared_context_server.mcp.tools import (
     sessions,
     updates,
 )
+from shared_context_server.mcp.tools.common import WithoutAuthToken
 
 FAMILIES = (identity, sessions, messages, search, memory, updates, audit, coordination)
 
@@ -85,5 +86,7 @@ def register_tools(mcp: FastMCP, ctx: ToolContext, profile: str = "all") -> None
     """Register the tools of ``profile``: ``all``, ``core`` (an agent's everyday set) or
     ``readonly`` (tools that change nothing, plus authentication)."""
     target: Any = _Quiet(mcp if profile == "all" else _Profiled(mcp, profile))
+    if not ctx.app.settings.auth_token_param:
+        target = WithoutAuthToken(target)
     for family in FAMILIES:
         family.register(target, ctx)

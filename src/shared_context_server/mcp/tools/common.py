@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, AwareDatetime, Field
@@ -51,6 +54,41 @@ AuthToken = Annotated[
         "connection already carries an identity (Authorization header, stdio environment).",
     ),
 ]
+AUTH_TOKEN = "auth_token"
+
+
+def without_auth_token(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``fn`` as a tool without its optional ``auth_token`` argument: not in its schema, so
+    passing it is an unexpected argument (INVALID_INPUT) like any other, and ``fn`` gets
+    None, so the caller is the connection's identity. A required ``auth_token`` (the
+    token refresh_token swaps) is no identity argument and stays."""
+    signature = inspect.signature(fn)
+    parameter = signature.parameters.get(AUTH_TOKEN)
+    if parameter is None or parameter.default is not None:
+        return fn
+    hints = get_type_hints(fn, include_extras=True)
+
+    @functools.wraps(fn)
+    async def tool(*args: Any, **kwargs: Any) -> Any:
+        return await fn(*args, **kwargs)
+
+    kept = [p for name, p in signature.parameters.items() if name != AUTH_TOKEN]
+    tool.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    tool.__annotations__ = {name: hint for name, hint in hints.items() if name != AUTH_TOKEN}
+    return tool
+
+
+class WithoutAuthToken:
+    """Stands in for FastMCP while the families register: each tool loses ``auth_token``."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def tool(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = self._target.tool(**options)
+        return lambda fn: register(without_auth_token(fn))
+
+
 SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id."), NO_NUL]
 Metadata = Annotated[
     dict[str, Any] | None, Field(default=None, description="Any JSON object (≤ 64 KiB).")
