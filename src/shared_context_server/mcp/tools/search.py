@@ -16,6 +16,7 @@ from shared_context_server.mcp.schemas import (
 )
 from shared_context_server.mcp.tools.common import READ_ONLY, AuthToken, SessionId, Timestamp
 from shared_context_server.mcp.tools.messages import AgentName, Limit, Offset
+from shared_context_server.services.search import DEFAULT_THRESHOLD
 
 
 def register(mcp: FastMCP, ctx: ToolContext) -> None:
@@ -26,14 +27,14 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
     async def search_context(
         session_id: SessionId,
         query: Annotated[str, Field(min_length=1, max_length=1_000)],
-        fuzzy_threshold: Annotated[float, Field(ge=0, le=100)] = 60.0,
+        fuzzy_threshold: Annotated[float, Field(ge=0, le=100)] = DEFAULT_THRESHOLD,
         limit: Annotated[int, Field(ge=1, le=200)] = 10,
         search_metadata: bool = True,
         auth_token: AuthToken = None,
     ) -> SearchResult:
         """Fuzzy-search everything you may see in a session (content, sender and, optionally,
-        metadata). Hits are best first with a 0-100 score; raise fuzzy_threshold for
-        stricter matches."""
+        metadata); typos match. Hits are best first with a 0-100 score (100: every query
+        word present as written); raise fuzzy_threshold for stricter matches."""
         caller = await ctx.caller(auth_token)
         feed_cursor = await ctx.app.updates.cursor()
         hits = await search.fuzzy(
