@@ -47,19 +47,21 @@ class Plan:
     search_query_step: int = 1
 
 
+# The smoke test's run (tests/bench/test_smoke.py): every section and path once, with as
+# few samples as still make each row (its numbers mean nothing on a busy machine anyway).
 QUICK = Plan(
     quick=True,
-    iterations=8,
-    warmup=2,
-    budget_s=3.0,
-    min_samples=3,
-    sizes=(100, 200, 300),
+    iterations=3,
+    warmup=1,
+    budget_s=2.0,
+    min_samples=2,
+    sizes=(100,),
     agents=(1, 3),
-    load_seconds=0.7,
-    live_samples=8,
+    load_seconds=0.3,
+    live_samples=3,
     lean_processes=2,
     lean_connections=(1, 4),
-    lean_seconds=0.7,
+    lean_seconds=0.3,
     flood_connections=4,
     startups=0,
     search_sizes=(1_000,),
