@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -63,6 +64,10 @@ def serve(
         typer.echo("error: SCS_AUTH_TOKEN_PARAM=false on stdio needs SCS_AUTH_TOKEN", err=True)
         raise typer.Exit(2)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    # The server's imports make a heap the cyclic GC would walk again and again: a tenth
+    # of a stdio start, paid for every client session. Off until they are done (run_server
+    # turns it back on).
+    gc.disable()
     from shared_context_server.mcp.run import run_server
 
     anyio.run(run_server, settings)
