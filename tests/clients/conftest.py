@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests import processes
 from tests.e2e.conftest import HttpServer, start_http_server, stop
 
 HERE = Path(__file__).resolve().parent
@@ -56,15 +57,12 @@ class Node:
 
     def run(self, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
         """``node ARGS`` in ``.clients/``; waited for (killed past RUN_TIMEOUT_S), pipes read."""
-        return subprocess.run(
+        # Through tests/processes: a timeout also stops the stdio server node started.
+        return processes.run(
             [str(self.node), *map(str, args)],
             cwd=self.home,
             env=self.env(**env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
             timeout=RUN_TIMEOUT_S,
-            check=False,
         )
 
     def last_json(self, run: subprocess.CompletedProcess[str]) -> Any:

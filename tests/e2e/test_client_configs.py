@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from shared_context_server.cli.client_config import CLIENTS
 from shared_context_server.cli.main import cli
+from tests import processes
 from tests.cli.test_client_config import Parsed, call_as, read_config
 from tests.e2e.conftest import HttpServer, http_client, server_env, start_http_server, stop
 
@@ -207,9 +208,8 @@ def clis() -> Clis:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
-    result = subprocess.run(
-        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-    )
+    # A CLI's health check starts the stdio server: a timeout stops that one too.
+    result = processes.run(argv, env=env, cwd=cwd, timeout=COMMAND_TIMEOUT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     return output
@@ -273,7 +273,7 @@ def codex_status(clis: Clis, env: dict[str, str], cwd: Path, names: list[str]) -
     its /mcp view shows): it connects and lists the tools, without a login."""
     log = cwd / "codex-app-server.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(
+        process = processes.spawn(
             [str(clis.bin / "codex"), "app-server"],
             env=env,
             cwd=cwd,
@@ -323,12 +323,7 @@ def codex_status(clis: Clis, env: dict[str, str], cwd: Path, names: list[str]) -
     finally:
         selector.close()
         process.stdin.close()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        processes.reap(process)  # and the MCP servers it started; pipes closed
     return statuses
 
 
