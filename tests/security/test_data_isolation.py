@@ -101,6 +101,8 @@ async def test_a_shared_connection_filters_each_subscription_by_who_made_it(
     heard = Heard()
     async with connect_client(app, tokens["carol"], message_handler=heard) as shared:
         session_id = (await ok(shared, "create_session", purpose="p"))["session"]["id"]
+        # Alice is active in the session already: her post below brings no presence news.
+        await ok(shared, "get_session", session_id=session_id, auth_token=tokens["alice"])
         await shared.subscribe_resource(f"session://{session_id}")
         await ok(
             shared,
