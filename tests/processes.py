@@ -150,16 +150,18 @@ def _close_pipes(process: subprocess.Popen[Any]) -> None:
 def reap(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT_S) -> int:
     """Stop ``process`` and whatever it started: terminate, wait up to ``timeout``, kill,
     wait; then close its pipes. Returns its exit code. Safe to call twice."""
-    descendants = _descendants(process.pid) if process.poll() is None else []
-    if process.poll() is None:
+    running = process.poll() is None
+    descendants = {pid: _born(pid) for pid in _descendants(process.pid)} if running else {}
+    if running:
         process.terminate()
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    for pid in descendants:  # a grandchild whose parent died without stopping it
-        kill_tree(pid, timeout=timeout)
+    for pid, born in descendants.items():  # what it left running (the same process: its
+        if born is not None and _born(pid) == born:  # pid may have been reused since)
+            kill_tree(pid, timeout=timeout)
     _close_pipes(process)
     _started.pop(process.pid, None)
     return process.returncode
@@ -199,6 +201,15 @@ def _state(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _born(pid: int) -> str | None:
+    """When the process started (/proc stat field 22), to tell it from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _proc_children(pid: int) -> list[int] | None:
