@@ -225,3 +225,20 @@ async def test_a_disabled_tool_is_unknown_too(
     assert refused.value.error.code == INVALID_PARAMS
     assert refused.value.error.data["details"] == {"tool": "list_sessions"}
     _quiet(caplog)
+
+
+async def test_invalid_arguments_are_answered_not_logged(
+    app: App, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # FastMCP's logger keeps to its own handler unless told to propagate: make it visible.
+    fastmcp_log = logging.getLogger("fastmcp")
+    propagate, fastmcp_log.propagate = fastmcp_log.propagate, True
+    try:
+        async with connect_client(app, token_for(app, "alice"), mode=mode) as client:
+            result = await client.call_tool("get_session", {"session_id": 5, "bogus": 1})
+            assert result.is_error
+            assert json.loads(result.content[0].text)["code"] == "INVALID_INPUT"  # type: ignore[union-attr]
+    finally:
+        fastmcp_log.propagate = propagate
+    _quiet(caplog)

@@ -105,3 +105,14 @@ async def test_without_the_parameter_passing_auth_token_is_invalid_input(
         refused = await fails(anonymous, "list_sessions", auth_token=tokens["alice"])
     assert refused["code"] == "INVALID_INPUT"
     assert "auth_token" in refused["error"]
+
+
+@pytest.mark.parametrize("param", [True, False])
+async def test_the_instructions_say_how_to_authenticate_as_the_tools_do(
+    app: App, param: bool
+) -> None:
+    app.settings = app.settings.model_copy(update={"auth_token_param": param})
+    async with connect_client(app) as client:
+        instructions = client.instructions or ""
+    assert ("auth_token" in instructions) is param
+    assert "session://{session_id}" in instructions

@@ -83,6 +83,22 @@ def describe(exc: BaseException) -> str:
     return f"{' <- '.join(chain)} at {where or 'unknown'}"
 
 
+class _RefusedArguments(logging.Filter):
+    """FastMCP warns of every call whose arguments fail validation; the caller is answered
+    INVALID_INPUT or LIMIT_EXCEEDED naming the fields, so the log need not hear of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Invalid arguments for tool")
+
+
+REFUSED_ARGUMENTS = _RefusedArguments()
+
+
+def quiet_refused_arguments() -> None:
+    # addFilter ignores a filter it already has: calling this per server is harmless.
+    logging.getLogger("fastmcp.server.server").addFilter(REFUSED_ARGUMENTS)
+
+
 class ExpectedToolError(ToolError):
     """A domain error on its way through FastMCP, which logs an unknown exception from a
     tool with its traceback at ERROR but one of its own at the level it carries."""

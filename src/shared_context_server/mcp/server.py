@@ -24,7 +24,7 @@ from shared_context_server.mcp.callers import RequestCaller
 from shared_context_server.mcp.capabilities import discover, drop_logging
 from shared_context_server.mcp.completion import Completions
 from shared_context_server.mcp.context import NamedSession, ToolContext
-from shared_context_server.mcp.errors import ToolErrors, quiet_handler
+from shared_context_server.mcp.errors import ToolErrors, quiet_handler, quiet_refused_arguments
 from shared_context_server.mcp.identity import AmbientCredential, IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
 from shared_context_server.mcp.prompts import Prompts
@@ -33,8 +33,7 @@ from shared_context_server.mcp.tools import register_tools
 
 INSTRUCTIONS = """\
 Shared Context Server: a blackboard shared by a team of agents.
-1. Get a token: authenticate_agent(agent_id, agent_type, api_key) unless your connection
-   already carries one. Pass it as auth_token (or an Authorization: Bearer header).
+1. {identity}
 2. create_session(purpose) or join one by id; add_message to share findings and decisions;
    get_context / get_messages (with cursor) to catch up; search_context to find things.
 3. Keep private notes (add_private_note) and your own memory (set_memory, get_memory).
@@ -42,6 +41,10 @@ Subscribe to session://{session_id} to hear of new messages.
 Prompts (prompts/list) walk through starting a collaboration, handing work to a
 sub-agent and resuming a session.
 """
+# Step 1 of INSTRUCTIONS, by whether tools take an auth_token (SCS_AUTH_TOKEN_PARAM).
+PASS_A_TOKEN = """Get a token: authenticate_agent(agent_id, agent_type, api_key) unless your
+   connection already carries one. Pass it as auth_token (or an Authorization: Bearer header)."""
+CONNECTION_IDENTITY = "Your connection carries your identity: every call acts as you."
 
 
 def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
@@ -54,9 +57,12 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     mcp = FastMCP(
         "shared-context-server",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS.replace(
+            "{identity}", PASS_A_TOKEN if app.settings.auth_token_param else CONNECTION_IDENTITY
+        ),
         mask_error_details=True,
     )
+    quiet_refused_arguments()
     # Outermost first: failed authentication is counted from the shaped tool result.
     failures = AuthFailures(app.store, app.clock, abuse.auth_failures_per_minute)
     mcp.add_middleware(AuthAttempts(failures, app.auth.known_key))
