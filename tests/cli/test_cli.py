@@ -164,3 +164,22 @@ async def test_a_stdio_server_without_the_parameter_acts_as_scs_auth_token(
         created = await client.call_tool("create_session", {"purpose": "lean"})
         assert created.structured_content is not None
         assert created.structured_content["session"]["created_by"] == "lean-agent"
+
+
+def test_postgresql_without_its_driver_is_one_line_error(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # as if the postgres extra were not installed
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "psycopg" else find_spec(name, *a),
+    )
+    url = {"SCS_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
+    code, output = run({**env, **url}, "serve", "--transport", "http", "--port", "0")
+    assert code == 2, output
+    assert "STORAGE_UNAVAILABLE" in output
+    assert "shared-context-server[postgres]" in output
+    assert "Traceback" not in output

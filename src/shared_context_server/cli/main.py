@@ -70,7 +70,10 @@ def serve(
     gc.disable()
     from shared_context_server.mcp.run import run_server
 
-    anyio.run(run_server, settings)
+    try:
+        anyio.run(run_server, settings)
+    except DomainError as exc:  # e.g. a database it cannot open: one line, not a traceback
+        _fail(exc)
 
 
 @db.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.storage.secret_files import restrict
 
 
@@ -19,6 +21,11 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000) -> sa.Engine:
         return _sqlite_engine(parsed, busy_timeout_ms)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        raise StorageUnavailableError(
+            "a PostgreSQL database needs the postgres extra: "
+            "pip install 'shared-context-server[postgres]'"
+        )
     # hide_parameters: a database error never carries message content into a log.
     return sa.create_engine(
         parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
