@@ -62,7 +62,6 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         seen, most recent first; with session_id, who has been active in that session.
         Permissions are shown only to admins and for your own entry."""
         caller = await ctx.caller(auth_token)
-        await presence.seen(caller, session_id)
         found = await presence.active_agents(caller, session_id, include_offline=include_offline)
         agents = [AgentPresenceOut.of(seen) for seen in found]
         return ActiveAgentsResult(
@@ -116,7 +115,6 @@ def register(mcp: FastMCP, ctx: ToolContext) -> None:
         remove every lock; the former holders are told.
         """
         caller = await ctx.caller(auth_token)
-        await presence.seen(caller, session_id)
         result = CoordinationResult(action=action, session_id=session_id)
         match action:
             case "lock":
