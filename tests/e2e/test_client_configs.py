@@ -7,7 +7,7 @@ and mcp-remote, the bridge Claude Desktop's HTTP configuration launches) are con
 with the printed text in an isolated HOME and asked whether the server is connected.
 
 The CLIs are pinned and installed once into .client-clis/ (gitignored). Where they cannot
-be installed the npm tests skip, except in CI (``CI`` or ``SCS_REQUIRE_CLIENT_CLIS`` set),
+be installed the npm tests skip, except in CI (``SCS_REQUIRE_CLIENTS`` set, as .ci/run does),
 where that is a failure.
 """
 
@@ -44,7 +44,7 @@ PACKAGES = {
     "@openai/codex": "0.171.0",
     "mcp-remote": "0.15.1",
 }
-REQUIRED = bool(os.environ.get("CI") or os.environ.get("SCS_REQUIRE_CLIENT_CLIS"))
+REQUIRED = bool(os.environ.get("SCS_REQUIRE_CLIENTS"))
 COMMAND_TIMEOUT = 180  # one CLI command, on a busy machine
 NAME = "shared-context"
 NPM_QUIET = ["--no-audit", "--no-fund", "--loglevel=error"]
