@@ -12,6 +12,7 @@ from mcp.client.subscriptions import ResourceUpdated
 from tests.e2e.conftest import ADMIN_KEY, HttpServer, http_client, start_http_server, stop
 from tests.mcp.conftest import fails, ok
 from tests.mcp.live import Heard
+from tests.security.inprocess import INITIALIZE
 
 MODES = ["legacy", "2026-07-28"]
 
@@ -177,16 +178,7 @@ async def test_no_identity_means_no_access_over_http(http_server: HttpServer) ->
     response = httpx2.post(
         http_server.url,
         headers={"Accept": "application/json, text/event-stream"},
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "anonymous", "version": "0"},
-            },
-        },
+        json=INITIALIZE,
     )
     assert response.status_code == 401
     assert "resource_metadata=" in response.headers["www-authenticate"]

@@ -11,17 +11,8 @@ from typing import Any
 
 from tests import processes
 from tests.e2e.conftest import ADMIN_KEY, server_env
+from tests.security.inprocess import INITIALIZE
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "quiet-test", "version": "1"},
-    },
-}
 REQUESTS = [
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
     {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
