@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run every check: lint, format, types, tests with coverage, MCP conformance.
+# Environment: SCS_TEST_START_TIMEOUT (seconds a test waits for a server it starts, default
+# 90); SCS_REQUIRE_POSTGRES and SCS_REQUIRE_CLIENTS (set by .ci/run) make a missing PostgreSQL
+# or npm client a failure instead of a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
