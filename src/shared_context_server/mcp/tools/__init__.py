@@ -20,7 +20,7 @@ from shared_context_server.mcp.tools import (
     sessions,
     updates,
 )
-from shared_context_server.mcp.tools.common import WithoutAuthToken
+from shared_context_server.mcp.tools.common import without_auth_token
 
 FAMILIES = (identity, sessions, messages, search, memory, updates, audit, coordination)
 
@@ -71,22 +71,26 @@ class _Profiled:
         return decorate
 
 
-class _Quiet:
-    """Registers each tool so that its domain errors reach FastMCP as expected ones."""
+class _Wrapped:
+    """Stands in for FastMCP while the families register: each tool is registered as
+    ``wrap`` makes it."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, wrap: Callable[[Callable[..., Any]], Any]) -> None:
         self._target = target
+        self._wrap = wrap
 
     def tool(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
         register = self._target.tool(**options)
-        return lambda fn: register(quiet(fn))
+        return lambda fn: register(self._wrap(fn))
 
 
 def register_tools(mcp: FastMCP, ctx: ToolContext, profile: str = "all") -> None:
     """Register the tools of ``profile``: ``all``, ``core`` (an agent's everyday set) or
     ``readonly`` (tools that change nothing, plus authentication)."""
-    target: Any = _Quiet(mcp if profile == "all" else _Profiled(mcp, profile))
+    # Domain errors reach FastMCP as expected ones (quiet); without the auth_token
+    # parameter (SCS_AUTH_TOKEN_PARAM=false) no tool lists it.
+    target: Any = _Wrapped(mcp if profile == "all" else _Profiled(mcp, profile), quiet)
     if not ctx.app.settings.auth_token_param:
-        target = WithoutAuthToken(target)
+        target = _Wrapped(target, without_auth_token)
     for family in FAMILIES:
         family.register(target, ctx)

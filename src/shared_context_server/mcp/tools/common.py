@@ -78,17 +78,6 @@ def without_auth_token(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Await
     return tool
 
 
-class WithoutAuthToken:
-    """Stands in for FastMCP while the families register: each tool loses ``auth_token``."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-
-    def tool(self, **options: Any) -> Callable[[Callable[..., Any]], Any]:
-        register = self._target.tool(**options)
-        return lambda fn: register(without_auth_token(fn))
-
-
 SessionId = Annotated[str, Field(min_length=1, max_length=64, description="Session id."), NO_NUL]
 Metadata = Annotated[
     dict[str, Any] | None, Field(default=None, description="Any JSON object (≤ 64 KiB).")
