@@ -21,17 +21,14 @@ from mcp_types import (
 )
 
 from shared_context_server.domain.principal import Principal
-from shared_context_server.domain.rate_limit import TokenBuckets
 from shared_context_server.errors import (
     DomainError,
     InvalidInputError,
     PermissionDeniedError,
     ResourceNotFoundError,
 )
-from shared_context_server.mcp.context import within_rate
+from shared_context_server.mcp.callers import RequestCaller
 from shared_context_server.mcp.errors import rpc_error
-from shared_context_server.mcp.identity import IdentityResolver
-from shared_context_server.mcp.live import LiveUpdates
 from shared_context_server.mcp.schemas import MemoryOut, MessageOut, SessionOut
 from shared_context_server.mcp.uris import (
     MEMORY_TEMPLATE,
@@ -77,28 +74,17 @@ def _offset(cursor: str | None) -> int:
 class Resources:
     def __init__(
         self,
-        identity: IdentityResolver,
-        live: LiveUpdates,
+        caller: RequestCaller,
         sessions: SessionService,
         messages: MessageService,
         memory: MemoryService,
-        calls: TokenBuckets | None = None,
         presence: PresenceService | None = None,
     ) -> None:
-        self._calls = calls
+        self._caller = caller
         self._presence = presence
-        self._identity = identity
-        self._live = live
         self._sessions = sessions
         self._messages = messages
         self._memory = memory
-
-    async def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
-        principal = await self._identity.resolve(None, ctx.request)
-        if self._calls is not None:
-            within_rate(self._calls, principal)
-        self._live.remember(ctx.session, principal)
-        return principal
 
     async def list(
         self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None

@@ -70,10 +70,8 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     mcp.add_middleware(NamedSession())  # the caller is present in the session a call names
     register_tools(mcp, ToolContext(app, identity, live, calls), app.settings.tool_profile)
 
-    resources = Resources(
-        identity, live, app.sessions, app.messages, app.memory, calls, app.presence
-    )
     caller = RequestCaller(identity, live, calls)
+    resources = Resources(caller, app.sessions, app.messages, app.memory, app.presence)
 
     async def tool_names() -> frozenset[str]:
         return frozenset(tool.name for tool in await mcp.list_tools(run_middleware=False))
