@@ -90,8 +90,8 @@ class LiveUpdates:
         bus: EventBus,
         identity: IdentityResolver,
         sessions: SessionService,
+        presence: PresenceService,
         max_subscriptions: int = 64,
-        presence: PresenceService | None = None,
     ) -> None:
         self._identity = identity
         self._sessions = sessions
@@ -137,8 +137,7 @@ class LiveUpdates:
         session_id = parse_session_uri(uri)
         if session_id is not None:
             await self._sessions.get(principal, session_id)
-            if self._presence is not None:  # a subscriber is active in the session
-                await self._presence.seen(principal, session_id)
+            await self._presence.seen(principal, session_id)  # a subscriber is active there
         elif parse_memory_uri(uri) is not None:
             raise InvalidInputError("memory resources cannot be subscribed to", uri=uri)
 

@@ -78,7 +78,7 @@ class Resources:
         sessions: SessionService,
         messages: MessageService,
         memory: MemoryService,
-        presence: PresenceService | None = None,
+        presence: PresenceService,
     ) -> None:
         self._caller = caller
         self._presence = presence
@@ -149,8 +149,8 @@ class Resources:
         session_id = parse_session_uri(uri)
         if session_id is not None:
             found = await self._messages.context(principal, session_id, limit=SESSION_MESSAGES)
-            if self._presence is not None:  # read, so it exists and the reader may see it
-                await self._presence.seen(principal, session_id)
+            # Read, so it exists and the reader may see it: the reader is active there.
+            await self._presence.seen(principal, session_id)
             return {
                 "session": SessionOut.of(found.session).model_dump(mode="json"),
                 "messages": [MessageOut.of(m).model_dump(mode="json") for m in found.messages],

@@ -51,7 +51,7 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     abuse = app.settings.abuse
     identity = IdentityResolver(app.auth, ambient)
     live = LiveUpdates(
-        app.bus, identity, app.sessions, abuse.listen_streams_per_agent, app.presence
+        app.bus, identity, app.sessions, app.presence, abuse.listen_streams_per_agent
     )
     calls = TokenBuckets(app.clock, abuse.calls_burst, abuse.calls_per_second)
     mcp = FastMCP(
