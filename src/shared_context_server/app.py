@@ -40,7 +40,11 @@ from shared_context_server.services.sessions import SessionService
 from shared_context_server.services.updates import UpdateService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.audit_files import AnchorFile, anchor_path_for, audit_key_for
-from shared_context_server.storage.engine import create_engine, restrict_database_files
+from shared_context_server.storage.engine import (
+    create_engine,
+    dialect_for,
+    restrict_database_files,
+)
 from shared_context_server.storage.secret_files import read_or_create, restrict_data_dir
 from shared_context_server.storage.sql_store import SqlStore
 
@@ -129,13 +133,17 @@ async def _bootstrap_admin_key(app: App) -> None:
 async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
     restrict_data_dir(settings.data_dir)  # owner-only, also when it existed before
+    # The backend is chosen here, once: its dialect module serves the engine and the store.
+    dialect = dialect_for(settings.resolved_database_url)
     engine = create_engine(
-        settings.resolved_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        settings.resolved_database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        dialect=dialect,
     )
     await anyio.to_thread.run_sync(migrate.upgrade, engine)
     restrict_database_files(engine)
     audit_key = audit_key_for(settings)
-    store = SqlStore(engine, audit_key=audit_key)
+    store = SqlStore(engine, dialect, audit_key=audit_key)
     bus = InProcessBus()
     limits = settings.limits
     tokens = TokenSettings(
@@ -146,7 +154,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     )
     sessions = SessionService(store, bus, clock, limits, settings.quotas)
     auth = AuthService(store, clock, tokens)
-    messages = MessageService(store, bus, clock, limits, sessions, settings.quotas)
+    messages = MessageService(store, bus, clock, limits, settings.quotas)
     locks = LockService(
         store,
         bus,

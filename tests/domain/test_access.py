@@ -24,8 +24,8 @@ from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import PermissionDeniedError
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore, visible_to
-from shared_context_server.storage.store import MessageQuery
 from shared_context_server.storage.tables import messages
 from tests.storage.factories import at, make_session, new_message
 

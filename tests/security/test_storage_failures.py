@@ -19,12 +19,16 @@ from sqlalchemy import event
 
 from shared_context_server.app import App
 from shared_context_server.clock import FakeClock
-from shared_context_server.domain.models import Session, SessionStatus
+from shared_context_server.domain.models import NewMessage, Session, SessionStatus
 from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.mcp.http import build_http_app
 from shared_context_server.mcp.server import build_server
-from shared_context_server.storage import dialects
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.sql.dialect import Dialect
+from shared_context_server.storage.sql.errors import translate_error
+from shared_context_server.storage.sql.messages import SqlMessages
+from shared_context_server.storage.sql.postgres import PostgresDialect
+from shared_context_server.storage.sql.sqlite import SqliteDialect
 from shared_context_server.storage.sql_store import SqlStore
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 
@@ -194,35 +198,39 @@ def _sqlite_error(name: str) -> sqlite3.OperationalError:
     return error
 
 
+_SQLITE = SqliteDialect()
+_POSTGRES = PostgresDialect()
+
+
 @pytest.mark.parametrize(
-    ("orig", "reason"),
+    ("orig", "dialect", "reason"),
     [
-        (psycopg.errors.DiskFull(), "disk_full"),
-        (psycopg.errors.ReadOnlySqlTransaction(), "read_only"),
-        (psycopg.errors.AdminShutdown(), "unreachable"),
-        (psycopg.errors.CannotConnectNow(), "unreachable"),
-        (psycopg.errors.TooManyConnections(), "busy"),
-        (psycopg.OperationalError("connection refused"), "unreachable"),
-        (_sqlite_error("SQLITE_FULL"), "disk_full"),
-        (_sqlite_error("SQLITE_READONLY"), "read_only"),
-        (_sqlite_error("SQLITE_READONLY_DBMOVED"), "read_only"),
-        (_sqlite_error("SQLITE_CANTOPEN"), "unreachable"),
-        (_sqlite_error("SQLITE_IOERR_WRITE"), "io_error"),
-        (_sqlite_error("SQLITE_BUSY"), "busy"),
+        (psycopg.errors.DiskFull(), _POSTGRES, "disk_full"),
+        (psycopg.errors.ReadOnlySqlTransaction(), _POSTGRES, "read_only"),
+        (psycopg.errors.AdminShutdown(), _POSTGRES, "unreachable"),
+        (psycopg.errors.CannotConnectNow(), _POSTGRES, "unreachable"),
+        (psycopg.errors.TooManyConnections(), _POSTGRES, "busy"),
+        (psycopg.OperationalError("connection refused"), _POSTGRES, "unreachable"),
+        (_sqlite_error("SQLITE_FULL"), _SQLITE, "disk_full"),
+        (_sqlite_error("SQLITE_READONLY"), _SQLITE, "read_only"),
+        (_sqlite_error("SQLITE_READONLY_DBMOVED"), _SQLITE, "read_only"),
+        (_sqlite_error("SQLITE_CANTOPEN"), _SQLITE, "unreachable"),
+        (_sqlite_error("SQLITE_IOERR_WRITE"), _SQLITE, "io_error"),
+        (_sqlite_error("SQLITE_BUSY"), _SQLITE, "busy"),
     ],
 )
 def test_database_errors_are_classified_by_code_not_by_text(
-    orig: BaseException, reason: str
+    orig: BaseException, dialect: Dialect, reason: str
 ) -> None:
-    error = dialects.translate_error(_wrapped(orig))
+    error = translate_error(_wrapped(orig), dialect)
     assert isinstance(error, StorageUnavailableError)
     assert error.details == {"reason": reason}
     assert "secret" not in error.message
 
 
 def test_other_database_errors_are_left_for_the_internal_path() -> None:
-    assert dialects.translate_error(_wrapped(_sqlite_error("SQLITE_ERROR"))) is None
-    assert dialects.translate_error(_wrapped(psycopg.errors.UndefinedColumn())) is None
+    assert translate_error(_wrapped(_sqlite_error("SQLITE_ERROR")), _SQLITE) is None
+    assert translate_error(_wrapped(psycopg.errors.UndefinedColumn()), _POSTGRES) is None
 
 
 async def test_an_internal_error_never_logs_message_content(
@@ -231,16 +239,15 @@ async def test_an_internal_error_never_logs_message_content(
     app = backend_app
     secret = "TOP-SECRET-CONTENT-4711"
 
-    def broken_feed(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
-        message = kwargs.get("message") or args[4]
-        conn.execute(
+    def broken_insert(self: SqlMessages, new: NewMessage, now: Any) -> Any:
+        self.conn.execute(
             sa.text("SELECT no_such_column FROM messages WHERE content = :c"),
-            {"c": message.content},
+            {"c": new.content},
         )
 
     async with connect_client(app, token_for(app, "alice")) as alice:
         sid = (await ok(alice, "create_session", purpose="p"))["session"]["id"]
-        monkeypatch.setattr(app.store, "_feed", broken_feed)
+        monkeypatch.setattr(SqlMessages, "insert", broken_insert)
         with caplog.at_level(logging.DEBUG):
             error = await fails(alice, "add_message", session_id=sid, content=secret)
     assert error["code"] == "INTERNAL"

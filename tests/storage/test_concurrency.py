@@ -13,8 +13,8 @@ from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import Message
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MessageQuery
 from tests.storage.factories import T0, at, make_session, new_message
 from tests.storage.processes import run_together
 

@@ -81,7 +81,7 @@ async def test_the_change_signal_moves_when_another_store_commits(
 ) -> None:
     here, there = open_store(), open_store()
     before = here.change_signal()
-    if here.dialect == "postgresql":
+    if here.dialect.name == "postgresql":
         assert before is None  # no cheap signal: the relay reads the feed every interval
         return
     assert before is not None

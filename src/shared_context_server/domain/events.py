@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared_context_server.domain.models import Visibility
+from shared_context_server.domain.models import Message, Visibility
 
 
 class EventKind(StrEnum):
@@ -41,3 +42,38 @@ class ChangeEvent:
     visibility: Visibility | None = None
     origin: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A change a transaction records; at commit the feed gives it its id (``ChangeEvent``)."""
+
+    kind: EventKind
+    session_id: str
+    agent_id: str
+    at: datetime
+    message_id: int | None = None
+    sender_type: str | None = None
+    visibility: Visibility | None = None
+    payload: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of_message(
+        cls,
+        kind: EventKind,
+        message: Message,
+        at: datetime,
+        payload: Mapping[str, Any] | None = None,
+    ) -> Change:
+        """A message's change names its sender, type and visibility (whose access rule
+        applies), so readers are filtered without reading the message."""
+        return cls(
+            kind,
+            message.session_id,
+            message.sender,
+            at,
+            message.id,
+            message.sender_type,
+            message.visibility,
+            payload,
+        )

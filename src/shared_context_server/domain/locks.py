@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.errors import SessionLockedError
 
 FENCING_COUNTER = "lock_fencing_token"
 
@@ -92,3 +93,12 @@ def lock_payload(
         "former_holder": former_holder,
         **extra,
     }
+
+
+def require_not_locked_out(exclusive_holder: str | None, session_id: str) -> None:
+    """A session another agent holds an exclusive lock on is read-only for everyone else
+    (``exclusive_holder``: that agent, None if there is none)."""
+    if exclusive_holder is not None:
+        raise SessionLockedError(
+            f"{exclusive_holder} holds an exclusive lock on this session", session_id=session_id
+        )

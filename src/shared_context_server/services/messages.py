@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ from shared_context_server.domain.access import (
     require_session,
 )
 from shared_context_server.domain.audit import audit
+from shared_context_server.domain.events import Change, EventKind
+from shared_context_server.domain.idempotency import Remembered, fingerprint, replay
 from shared_context_server.domain.limits import (
     check_agent_id,
     check_content,
@@ -28,6 +30,8 @@ from shared_context_server.domain.limits import (
     check_text,
     check_timestamp,
 )
+from shared_context_server.domain.locks import require_not_locked_out
+from shared_context_server.domain.messages import require_parent_in_session
 from shared_context_server.domain.models import (
     Message,
     NewMessage,
@@ -36,6 +40,7 @@ from shared_context_server.domain.models import (
 )
 from shared_context_server.domain.principal import Principal
 from shared_context_server.domain.quotas import PostingRate
+from shared_context_server.domain.sessions import require_writable
 from shared_context_server.errors import (
     InvalidInputError,
     InvalidParentError,
@@ -43,8 +48,10 @@ from shared_context_server.errors import (
     SessionNotFoundError,
 )
 from shared_context_server.events.bus import EventBus
-from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.store import MessageQuery, MessageRead, Store
+from shared_context_server.services.unit_of_work import commit
+from shared_context_server.storage.repositories.messages import MessageQuery, MessageRead
+from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Snapshot, Transaction
 
 MAX_REASON_CHARS = 500
 
@@ -59,6 +66,22 @@ class MessagePage:
     feed_cursor: int = 0
 
 
+# The operation idempotency keys of posts are remembered under.
+_POST = "add_message"
+
+
+def _request(new: NewMessage) -> dict[str, Any]:
+    """What a retry must repeat to be a replay of the first post."""
+    return {
+        "session_id": new.session_id,
+        "content": new.content,
+        "visibility": new.visibility.value,
+        "message_type": new.message_type,
+        "metadata": new.metadata,
+        "parent_message_id": new.parent_message_id,
+    }
+
+
 class MessageService:
     def __init__(
         self,
@@ -66,14 +89,12 @@ class MessageService:
         bus: EventBus,
         clock: Clock,
         limits: Limits,
-        sessions: SessionService,
         quotas: Quotas | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._clock = clock
         self._limits = limits
-        self._sessions = sessions
         self._rate = PostingRate((quotas or Quotas()).messages_per_minute)
 
     async def add(
@@ -104,43 +125,74 @@ class MessageService:
             if idempotency_key is not None
             else None,
         )
-        require_session(principal, session_id)  # the store refuses missing and archived ones
+        require_session(principal, session_id)
         if parent_message_id is not None:
             check_int(parent_message_id, "parent_message_id")
-            await self._sessions.find(session_id)  # SESSION_NOT_FOUND before INVALID_PARENT
-            parent = await self._store.get_message(parent_message_id)
-            if parent is None or not read_scope(principal).allows(parent):
-                raise InvalidParentError(
-                    f"no message {parent_message_id} to reply to",
-                    parent_message_id=parent_message_id,
-                )
+        scope = read_scope(principal)
         now = self._clock.now()
+        event = audit(
+            principal,
+            "message.added",
+            now,
+            session_id=session_id,
+            visibility=visibility.value,
+            message_type=new.message_type,
+            parent_message_id=parent_message_id,
+        )
+
+        def post(tx: Transaction) -> Message:
+            replayed = self._replayed(tx, new, now)
+            if replayed is not None:
+                return replayed
+            # Touching the session first holds its row for the rest of the transaction, so
+            # its status and locks cannot change under this write.
+            status = tx.sessions.touch(session_id, now)
+            if status is not None and parent_message_id is not None:
+                self._require_parent(tx, scope, parent_message_id, session_id)
+            require_writable(session_id, status)
+            holder = tx.locks.exclusive_holder(session_id, new.sender, now)
+            require_not_locked_out(holder, session_id)
+            message, row = tx.messages.insert(new, now)
+            tx.changed(Change.of_message(EventKind.MESSAGE_ADDED, message, now))
+            if new.idempotency_key is not None:
+                result = Remembered(fingerprint(_request(new)), {"message_id": message.id})
+                tx.idempotency.remember(new.sender, _POST, new.idempotency_key, result, now)
+            entity_id = str(message.id)
+            tx.audited(event.of_row("message", entity_id, row, target=entity_id))
+            return message
+
         self._rate.take(principal.root_id, now)
         try:
-            message, event = await self._store.add_message(
-                new,
-                now,
-                audit=audit(
-                    principal,
-                    "message.added",
-                    now,
-                    session_id=session_id,
-                    visibility=visibility.value,
-                    message_type=new.message_type,
-                    parent_message_id=parent_message_id,
-                ),
-            )
+            return await commit(self._store, self._bus, post)
         except BaseException:
             self._rate.give_back(principal.root_id, now)
             raise
-        if event is not None:
-            self._bus.publish(event)
-        return message
+
+    @staticmethod
+    def _replayed(tx: Transaction, new: NewMessage, now: datetime) -> Message | None:
+        """The message an earlier call with this idempotency key posted, if any."""
+        if new.idempotency_key is None:
+            return None
+        found = tx.idempotency.find(new.sender, _POST, new.idempotency_key, now)
+        result = replay(found, _request(new), new.idempotency_key)
+        if result is None:
+            return None
+        return tx.messages.get(result["message_id"])
+
+    @staticmethod
+    def _require_parent(tx: Transaction, scope: ReadScope, parent_id: int, session_id: str) -> None:
+        parent = tx.messages.get(parent_id)
+        # A parent the caller may not see does not exist for them.
+        if parent is None or not scope.allows(parent):
+            raise InvalidParentError(
+                f"no message {parent_id} to reply to", parent_message_id=parent_id
+            )
+        require_parent_in_session(parent_id, parent.session_id, session_id)
 
     async def get(self, principal: Principal, message_id: int) -> Message:
         require(principal, Permission.READ)
         check_int(message_id, "message_id")
-        message = await self._store.get_message(message_id)
+        message = await self._store.read(lambda tx: tx.messages.get(message_id))
         # A message the caller may not see does not exist for them.
         if (
             message is None
@@ -204,12 +256,18 @@ class MessageService:
 
     async def _read(self, principal: Principal, query: MessageQuery) -> MessageRead:
         require_session(principal, query.session_id)
-        found = await self._store.read_messages(query)
-        if found is None:
-            raise SessionNotFoundError(
-                f"no session {query.session_id!r}", session_id=query.session_id
-            )
-        return found
+
+        def read(tx: Snapshot) -> MessageRead:
+            session = tx.sessions.get(query.session_id)
+            if session is None:
+                raise SessionNotFoundError(
+                    f"no session {query.session_id!r}", session_id=query.session_id
+                )
+            # One snapshot: the rows and the feed position agree, so a wait resumed from
+            # ``feed_cursor`` neither repeats nor misses a change.
+            return MessageRead(session, tx.messages.list(query), tx.feed.latest_id())
+
+        return await self._store.read(read)
 
     async def advanced(
         self,
@@ -256,25 +314,36 @@ class MessageService:
         if visibility is message.visibility:
             return message
         now = self._clock.now()
-        changed, event = await self._store.set_visibility(
-            message_id,
-            visibility,
-            principal.agent_id,
-            reason,
+        event = audit(
+            principal,
+            "message.visibility_changed",
             now,
-            audit=audit(
-                principal,
-                "message.visibility_changed",
-                now,
-                session_id=message.session_id,
-                target=message_id,
-                old=message.visibility.value,
-                new=visibility.value,
-                reason=reason,
-            ),
+            session_id=message.session_id,
+            target=message_id,
+            old=message.visibility.value,
+            new=visibility.value,
+            reason=reason,
         )
-        self._bus.publish(event)
-        return changed
+
+        def change(tx: Transaction) -> Message:
+            before = tx.messages.get(message_id)
+            if before is None:
+                raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
+            holder = tx.locks.exclusive_holder(before.session_id, principal.agent_id, now)
+            require_not_locked_out(holder, before.session_id)
+            row = tx.messages.set_visibility(message_id, visibility)
+            after = replace(before, visibility=visibility)
+            payload = {
+                "old_visibility": before.visibility.value,
+                "reason": reason,
+                "by": principal.agent_id,
+            }
+            # The change names the sender (whose visibility rule applies), not the actor.
+            tx.changed(Change.of_message(EventKind.VISIBILITY_CHANGED, after, now, payload))
+            tx.audited(event.of_row("message", str(message_id), row))
+            return after
+
+        return await commit(self._store, self._bus, change)
 
     async def context(
         self,

@@ -20,7 +20,8 @@ from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError
 from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.store import MessageQuery, QueryWord, Store, TextSearch
+from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.store import QueryWord, Store, TextSearch
 
 MAX_QUERY_CHARS = 1_000
 # A search scores this many full-text matches (or five per hit asked for, if more): the

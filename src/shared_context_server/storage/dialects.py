@@ -8,12 +8,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from shared_context_server.errors import (
-    ConflictError,
-    DomainError,
-    InvalidInputError,
-    StorageUnavailableError,
-)
 from shared_context_server.storage.tables import counters, sessions
 
 if TYPE_CHECKING:
@@ -130,80 +124,3 @@ def next_counter(connection: sa.Connection, name: str) -> int:
         .returning(counters.c.value)
     )
     return int(connection.execute(bump).scalar_one())
-
-
-# --- database errors ----------------------------------------------------------------------
-
-# SQLite result codes (sqlite3 errors carry them as ``sqlite_errorname``; extended codes
-# such as SQLITE_READONLY_DBMOVED or SQLITE_IOERR_WRITE start with these).
-_SQLITE_UNAVAILABLE = (
-    ("SQLITE_FULL", "disk_full"),
-    ("SQLITE_READONLY", "read_only"),
-    ("SQLITE_CANTOPEN", "unreachable"),
-    ("SQLITE_IOERR", "io_error"),
-    ("SQLITE_BUSY", "busy"),
-    ("SQLITE_LOCKED", "busy"),
-    ("SQLITE_NOTADB", "io_error"),
-    ("SQLITE_CORRUPT", "io_error"),
-)
-# PostgreSQL SQLSTATEs: exact codes, then classes.
-_POSTGRES_UNAVAILABLE = {
-    "53100": "disk_full",
-    "25006": "read_only",
-    "57P01": "unreachable",  # admin shutdown
-    "57P02": "unreachable",  # crash shutdown
-    "57P03": "unreachable",  # cannot connect now
-    "55P03": "busy",  # lock not available
-    "57014": "busy",  # statement timeout
-}
-_POSTGRES_UNAVAILABLE_CLASSES = {"08": "unreachable", "53": "busy", "58": "io_error"}
-
-INVALID_VALUE = (
-    "a value is outside what the database can store or compare: an integer too large for "
-    "its column, a NUL character or another value it refuses"
-)
-
-
-def unavailable_reason(exc: BaseException) -> str | None:
-    """Why the database cannot serve, if ``exc`` says it cannot (disk full, read-only,
-    unreachable...); None for any other error."""
-    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
-        return "busy"
-    if not isinstance(exc, sa.exc.DBAPIError):
-        return None
-    orig = exc.orig
-    name = getattr(orig, "sqlite_errorname", None)
-    if isinstance(name, str):
-        return next((reason for code, reason in _SQLITE_UNAVAILABLE if name.startswith(code)), None)
-    state = getattr(orig, "sqlstate", None)
-    if isinstance(state, str):
-        return _POSTGRES_UNAVAILABLE.get(state) or _POSTGRES_UNAVAILABLE_CLASSES.get(state[:2])
-    if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-        return "unreachable"  # no SQLSTATE: the driver could not reach the server
-    return None
-
-
-def translate_error(exc: BaseException) -> DomainError | None:
-    """The domain error a database error stands for, or None if it is a server fault.
-
-    Never copies the driver's message (it may quote the statement's values).
-    """
-    reason = unavailable_reason(exc)
-    if reason is not None:
-        return StorageUnavailableError(_UNAVAILABLE_TEXT[reason], reason=reason)
-    if isinstance(exc, sa.exc.IntegrityError):
-        # A constraint the specific checks did not foresee (a duplicate id, say).
-        return ConflictError("the change conflicts with data already stored")
-    if isinstance(exc, sa.exc.DataError | OverflowError):
-        # PostgreSQL's class 22 (NUL in text, numeric out of range), SQLite's int64 bind.
-        return InvalidInputError(INVALID_VALUE)
-    return None
-
-
-_UNAVAILABLE_TEXT = {
-    "disk_full": "the database cannot take the write: its disk is full",
-    "read_only": "the database is read-only: nothing can be written now",
-    "unreachable": "the database cannot be reached",
-    "busy": "the database is too busy to take the request now; retry shortly",
-    "io_error": "the database reported an I/O error",
-}

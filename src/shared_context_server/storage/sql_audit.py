@@ -26,6 +26,7 @@ from shared_context_server.domain.audit import (
 )
 from shared_context_server.domain.audit_verify import TrailVerifier
 from shared_context_server.storage import dialects
+from shared_context_server.storage.sql.audit import SqlAudit
 from shared_context_server.storage.sql_base import SqlBase, threaded
 from shared_context_server.storage.tables import (
     agent_identities,
@@ -198,8 +199,8 @@ class AuditRows(SqlBase):
         """Feed ``verifier`` the whole chain in id order and, unless the chain is broken,
         every audited row, all from one snapshot: concurrent writes are either wholly in
         (row and record) or wholly out."""
-        options: dict[str, Any] = dict(self._read_options)
-        if self.dialect == "postgresql":
+        options: dict[str, Any] = dict(self.dialect.read_options)
+        if self.dialect.name == "postgresql":
             options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with self.engine.connect().execution_options(**options) as conn:
             for record in _chain(conn):
@@ -277,7 +278,7 @@ class AuditRows(SqlBase):
                 extra = {} if expires is None else {"expires_at": expires.isoformat()}
                 event = system_audit("audit.baselined", now, target=entity_id, **extra)
                 record_id += 1
-                values = self._sealed_audit(
+                values = SqlAudit(conn, self.dialect, self.audit_key).sealed(
                     record_id, event.of_row(audited.entity, entity_id, row._mapping), prev_hash
                 )
                 prev_hash = values["hash"]

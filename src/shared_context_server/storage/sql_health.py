@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from shared_context_server.storage import dialects
 from shared_context_server.storage.sql_base import SqlBase, threaded
-from shared_context_server.storage.store import WriteOutcome
 
 PROBE_COUNTER = "health.write_probe"
 
@@ -16,6 +15,3 @@ class HealthRows(SqlBase):
         refuse it (STORAGE_UNAVAILABLE), as they refuse every other write."""
         with self._write() as conn:
             dialects.next_counter(conn, PROBE_COUNTER)
-
-    def write_outcome(self) -> WriteOutcome:
-        return WriteOutcome(self._write_seq, self._write_failure)

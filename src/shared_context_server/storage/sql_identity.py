@@ -76,7 +76,7 @@ class IdentityRows(SqlBase):
             audit = audit.of_row("api_key", name, values)
         with self._write(audit) as conn:
             inserted = conn.execute(
-                dialects.insert_ignoring_conflict(self.dialect, api_keys, values, ("name",))
+                dialects.insert_ignoring_conflict(self.dialect.name, api_keys, values, ("name",))
             )
             if inserted.first() is None:
                 raise ConflictError(f"an API key named {name!r} exists", name=name)
@@ -128,7 +128,7 @@ class IdentityRows(SqlBase):
         with self._write() as conn:
             inserted = conn.execute(
                 dialects.insert_ignoring_conflict(
-                    self.dialect, agent_identities, values, ("agent_id",)
+                    self.dialect.name, agent_identities, values, ("agent_id",)
                 )
             ).first()
             if inserted is None:
@@ -151,7 +151,9 @@ class IdentityRows(SqlBase):
         values = {"jti": jti, "expires_at": expires_at}
         with self._write() as conn:
             inserted = conn.execute(
-                dialects.insert_ignoring_conflict(self.dialect, revoked_tokens, values, ("jti",))
+                dialects.insert_ignoring_conflict(
+                    self.dialect.name, revoked_tokens, values, ("jti",)
+                )
             ).first()
             if inserted is not None:
                 metadata = {**audit.metadata, "expires_at": expires_at.isoformat()}

@@ -170,8 +170,8 @@ class MemoryRows(SqlBase):
             replaced = conn.execute(_BYTES, key).scalar()  # None: a new key
             self._charge(conn, w, quota, expired, replaced, now)
             if w.overwrite:
-                conn.execute(_overwrite(self.dialect), values)
-            elif conn.execute(_insert_new(self.dialect), values).first() is None:
+                conn.execute(_overwrite(self.dialect.name), values)
+            elif conn.execute(_insert_new(self.dialect.name), values).first() is None:
                 raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
             row = conn.execute(_ENTRY, key).one()
             entry = memory_of(row)

@@ -19,6 +19,7 @@ from shared_context_server.errors import (
     SessionClosedError,
     SessionNotFoundError,
 )
+from shared_context_server.storage.repositories.messages import MessageQuery, MessageRead
 from shared_context_server.storage.sql_base import (
     LATEST_FEED_ID,
     SESSION_BY_ID,
@@ -29,7 +30,6 @@ from shared_context_server.storage.sql_base import (
     threaded,
     visible_to,
 )
-from shared_context_server.storage.store import MessageQuery, MessageRead
 from shared_context_server.storage.tables import (
     messages,
     sessions,

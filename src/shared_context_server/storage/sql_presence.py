@@ -72,7 +72,7 @@ class PresenceRows(SqlBase):
             }
             conn.execute(
                 dialects.upsert(
-                    self.dialect,
+                    self.dialect.name,
                     agents,
                     values,
                     ["agent_id"],
@@ -139,7 +139,7 @@ class PresenceRows(SqlBase):
         }
         conn.execute(
             dialects.upsert(
-                self.dialect,
+                self.dialect.name,
                 session_presence,
                 values,
                 ["session_id", "agent_id"],

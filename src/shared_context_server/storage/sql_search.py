@@ -110,7 +110,7 @@ class SearchRows(SqlBase):
         read); PostgreSQL's is the session's own, gathered in one pass."""
         found: list[str] = []
         with self._read() as conn:
-            if self.dialect == "postgresql":
+            if self.dialect.name == "postgresql":
                 params = {"session_id": session_id, "prefixes": list(prefixes), "limit": limit}
                 found.extend(row[0] for row in conn.execute(_PG_TERMS, params))
             elif prefixes:
@@ -127,9 +127,12 @@ class SearchRows(SqlBase):
         if not search.words:
             return []
         statement = _candidates(
-            self.dialect, search.scope.admin, search.scope.include_private, search.include_metadata
+            self.dialect.name,
+            search.scope.admin,
+            search.scope.include_private,
+            search.include_metadata,
         )
-        match = _pg_match(search) if self.dialect == "postgresql" else _sqlite_match(search)
+        match = _pg_match(search) if self.dialect.name == "postgresql" else _sqlite_match(search)
         params = {
             **reader_params(search.scope),
             "session_id": search.session_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.audit import (
@@ -36,22 +36,8 @@ from shared_context_server.domain.models import (
 )
 from shared_context_server.domain.presence import AgentPresence, PresenceTouch
 from shared_context_server.domain.quotas import MemoryQuota, Quota
-
-
-@dataclass(frozen=True, slots=True)
-class MessageQuery:
-    session_id: str
-    scope: ReadScope
-    limit: int = 50
-    offset: int = 0
-    after_id: int | None = None
-    newest_first: bool = False
-    senders: Sequence[str] = ()
-    message_type: str | None = None
-    visibilities: Sequence[Visibility] = ()
-    sender_types: Sequence[str] = ()
-    since: datetime | None = None
-    until: datetime | None = None
+from shared_context_server.storage.repositories.messages import MessageQuery, MessageRead
+from shared_context_server.storage.unit_of_work import Committed, Snapshot, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +60,6 @@ class TextSearch:
     every: bool = False
     include_metadata: bool = True
     limit: int = 500
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRead:
-    """Messages read in one snapshot with their session and the change-feed position."""
-
-    session: Session
-    messages: list[Message]
-    feed_cursor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +109,21 @@ class WriteOutcome:
     failure: str | None = None
 
 
+T = TypeVar("T")
+
+
 class Store(Protocol):
     origin: str
+
+    async def write(self, work: Callable[[Transaction], T]) -> Committed[T]:
+        """Run ``work`` in one write transaction on a worker thread. Its changes' feed rows
+        and audit records are written at commit; their events come back to publish after
+        it (nothing is published for a change that rolled back)."""
+        ...
+
+    async def read(self, work: Callable[[Snapshot], T]) -> T:
+        """Run ``work`` on one read-only snapshot on a worker thread."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -1,0 +1,23 @@
+"""Results remembered under idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from shared_context_server.domain.idempotency import Remembered
+
+
+class IdempotencyRepository(Protocol):
+    def find(self, agent_id: str, operation: str, key: str, now: datetime) -> Remembered | None: ...
+
+    def remember(
+        self,
+        agent_id: str,
+        operation: str,
+        key: str,
+        remembered: Remembered,
+        now: datetime,
+    ) -> None:
+        """Record (or replace an expired) result, kept for ``idempotency.WINDOW``."""
+        ...

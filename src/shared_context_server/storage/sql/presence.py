@@ -1,0 +1,9 @@
+"""The presence repository."""
+
+from __future__ import annotations
+
+from shared_context_server.storage.sql.repository import Repository
+
+
+class SqlPresence(Repository):
+    __slots__ = ()

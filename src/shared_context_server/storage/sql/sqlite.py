@@ -1,0 +1,129 @@
+"""SQLite, the embedded default: pragmas, one writer at a time, file-stat commit signal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import sqlite
+
+from shared_context_server.storage.sql.dialect import Dialect
+
+# SQLite result codes (sqlite3 errors carry them as ``sqlite_errorname``; extended codes
+# such as SQLITE_READONLY_DBMOVED or SQLITE_IOERR_WRITE start with these).
+_UNAVAILABLE = (
+    ("SQLITE_FULL", "disk_full"),
+    ("SQLITE_READONLY", "read_only"),
+    ("SQLITE_CANTOPEN", "unreachable"),
+    ("SQLITE_IOERR", "io_error"),
+    ("SQLITE_BUSY", "busy"),
+    ("SQLITE_LOCKED", "busy"),
+    ("SQLITE_NOTADB", "io_error"),
+    ("SQLITE_CORRUPT", "io_error"),
+)
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    read_options = {"sqlite_begin": "DEFERRED"}
+
+    def __init__(self) -> None:
+        # SQLite admits one writer at a time and makes the others sleep in its busy handler
+        # (1 ms, 2 ms, 5 ms ... up to 100 ms). This process's writers take turns here
+        # instead, so they never sleep against each other; other processes still meet the
+        # busy timeout.
+        self._write_turn = threading.Lock()
+
+    def create_engine(self, url: sa.URL, *, busy_timeout_ms: int) -> sa.Engine:
+        if url.database and url.database != ":memory:":
+            # Owner-only: the directory holds the data and, by default, the secrets.
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            pool_size=8,
+            max_overflow=8,
+            hide_parameters=True,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event emit BEGIN itself, so writes can take the lock
+            # up front (IMMEDIATE) and never fail on a read-to-write upgrade between
+            # processes.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            _use_wal(cursor, busy_timeout_ms)
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Key prefixes and globs compare case-sensitively, as on PostgreSQL.
+            cursor.execute("PRAGMA case_sensitive_like=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: sa.Connection) -> None:
+            mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    def insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    def take_turn(self, conn: sa.Connection, lock_id: int) -> None:
+        """Nothing to do: a write transaction (BEGIN IMMEDIATE) excludes every other writer."""
+
+    def for_update(self, statement: sa.Select[Any]) -> sa.Select[Any]:
+        return statement  # the write transaction already holds the whole database
+
+    def write_turn(self) -> AbstractContextManager[Any]:
+        return self._write_turn
+
+    def commit_signal(self, engine: sa.Engine) -> object | None:
+        """The size and modification time of the database and its WAL: two stat calls,
+        cheap enough to ask every few milliseconds."""
+        path = engine.url.database
+        if not path or path == ":memory:":
+            return None
+        signal: list[tuple[int, int] | None] = []
+        for name in (path, path + "-wal"):
+            try:
+                stat = os.stat(name)
+            except FileNotFoundError:
+                signal.append(None)
+            else:
+                signal.append((stat.st_mtime_ns, stat.st_size))
+        return tuple(signal)
+
+    def unavailable_reason(self, orig: BaseException) -> str | None:
+        name = getattr(orig, "sqlite_errorname", None)
+        if not isinstance(name, str):
+            return None
+        return next((reason for code, reason in _UNAVAILABLE if name.startswith(code)), None)
+
+
+def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch a new database file to WAL (the mode persists in the file).
+
+    The switch needs the file to itself and SQLite does not wait for that, so a process
+    that starts while another holds it retries for up to the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
