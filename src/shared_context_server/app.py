@@ -16,7 +16,9 @@ import anyio
 
 from shared_context_server.clock import Clock, SystemClock
 from shared_context_server.config import Settings
+from shared_context_server.domain.limits import Limits
 from shared_context_server.domain.models import KeyBinding
+from shared_context_server.domain.quotas import Quotas
 from shared_context_server.errors import ConflictError
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
@@ -145,16 +147,17 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     audit_key = audit_key_for(settings)
     store = SqlStore(engine, dialect, audit_key=audit_key)
     bus = InProcessBus()
-    limits = settings.limits
+    limits = Limits(**settings.limits.model_dump())
+    quotas = Quotas(**settings.quotas.model_dump())
     tokens = TokenSettings(
         secret=_jwt_secret(settings),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
-    sessions = SessionService(store, bus, clock, limits, settings.quotas)
+    sessions = SessionService(store, bus, clock, limits, quotas)
     auth = AuthService(store, clock, tokens)
-    messages = MessageService(store, bus, clock, limits, settings.quotas)
+    messages = MessageService(store, bus, clock, limits, quotas)
     locks = LockService(
         store,
         bus,
@@ -179,7 +182,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         sessions=sessions,
         messages=messages,
         search=SearchService(store, sessions, limits),
-        memory=MemoryService(store, clock, limits, settings.quotas),
+        memory=MemoryService(store, clock, limits, quotas),
         audit=audit,
         maintenance=MaintenanceService(
             store,

@@ -23,8 +23,10 @@ def default_data_dir() -> Path:
     return Path(base) / "shared-context-server"
 
 
-class Limits(BaseSettings):
-    """Input limits (DESIGN.md §6). A value over a limit is refused, never truncated."""
+class LimitSettings(BaseSettings):
+    """Input limits (DESIGN.md §6), read from ``SCS_LIMIT_*``: the fields of
+    domain.limits.Limits, which app.py builds from them. A value over a limit is refused,
+    never truncated."""
 
     model_config = SettingsConfigDict(env_prefix="SCS_LIMIT_", extra="ignore")
 
@@ -40,9 +42,10 @@ class Limits(BaseSettings):
     memory_list: int = 1_000
 
 
-class Quotas(BaseSettings):
-    """Per-agent quotas (DESIGN.md §3): what one identity may hold or do; over a quota a
-    call is refused with ``LIMIT_EXCEEDED``."""
+class QuotaSettings(BaseSettings):
+    """Per-agent quotas (DESIGN.md §3), read from ``SCS_QUOTA_*``: the fields of
+    domain.quotas.Quotas, which app.py builds from them. Over a quota a call is refused
+    with ``LIMIT_EXCEEDED``."""
 
     model_config = SettingsConfigDict(env_prefix="SCS_QUOTA_", extra="ignore")
 
@@ -158,8 +161,8 @@ class Settings(BaseSettings):
     lock_heartbeat_seconds: int = 60
     lock_max_ttl_seconds: int = 3600
 
-    limits: Limits = Field(default_factory=Limits)
-    quotas: Quotas = Field(default_factory=Quotas)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     abuse: Abuse = Field(default_factory=Abuse)
     audit: AuditSettings = Field(default_factory=AuditSettings)
 

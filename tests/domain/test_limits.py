@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared_context_server.config import Limits
 from shared_context_server.domain.limits import (
+    Limits,
     check_agent_id,
     check_content,
     check_json,

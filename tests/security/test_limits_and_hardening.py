@@ -17,12 +17,12 @@ from pydantic import ValidationError
 
 from shared_context_server.app import App, running_app
 from shared_context_server.clock import FakeClock
-from shared_context_server.config import Quotas, Settings, settings_problem
+from shared_context_server.config import QuotaSettings, Settings, settings_problem
 from shared_context_server.domain.principal import Principal
 from tests.conftest import ADMIN, READ_WRITE, make_settings
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 
-QUOTAS = Quotas(
+QUOTAS = QuotaSettings(
     sessions_per_agent=2,
     memory_keys_per_agent=3,
     memory_bytes_per_agent=100,

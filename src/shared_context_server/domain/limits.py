@@ -1,13 +1,17 @@
-"""Validation of inputs against the configured limits (DESIGN.md §6)."""
+"""Validation of inputs against the configured limits (DESIGN.md §6).
+
+``Limits`` is a plain value: the composition root (app.py) builds it from the
+``SCS_LIMIT_*`` settings (config.LimitSettings); the domain never reads settings.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared_context_server.config import Limits
 from shared_context_server.errors import InvalidInputError, LimitExceededError
 
 AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
@@ -18,6 +22,22 @@ MESSAGE_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 NUL = "\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input limits (DESIGN.md §6). A value over a limit is refused, never truncated."""
+
+    content_chars: int = 100_000
+    metadata_bytes: int = 64 * 1024
+    metadata_depth: int = 16
+    memory_value_bytes: int = 1024 * 1024
+    key_chars: int = 255
+    purpose_chars: int = 1_000
+    page_size: int = 1_000
+    search_hits: int = 200
+    ttl_seconds: int = 365 * 24 * 3600
+    memory_list: int = 1_000
 
 
 def check_agent_id(value: str, field: str = "agent_id") -> str:

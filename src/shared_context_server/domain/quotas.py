@@ -13,6 +13,21 @@ from shared_context_server.errors import LimitExceededError
 
 
 @dataclass(frozen=True, slots=True)
+class Quotas:
+    """Per-agent quotas (DESIGN.md §3): what one identity may hold or do; over a quota a
+    call is refused with ``LIMIT_EXCEEDED``. Built by app.py from the ``SCS_QUOTA_*``
+    settings (config.QuotaSettings)."""
+
+    # Sessions an agent has created that are not archived.
+    sessions_per_agent: int = 1_000
+    # Unexpired memory entries an agent holds (all scopes), and their JSON bytes.
+    memory_keys_per_agent: int = 10_000
+    memory_bytes_per_agent: int = 64 * 1024 * 1024
+    # Messages one agent may post per minute (per server process).
+    messages_per_minute: int = 600
+
+
+@dataclass(frozen=True, slots=True)
 class Quota:
     """At most ``limit`` of what ``name`` counts, for the agent ``agent_id``."""
 

@@ -16,7 +16,6 @@ from typing import Literal, Protocol
 import anyio
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits
 from shared_context_server.domain.access import activity_scope, require
 from shared_context_server.domain.audit import (
     AgentActivity,
@@ -31,7 +30,7 @@ from shared_context_server.domain.audit_verify import (
     ChainReport,
     TrailVerifier,
 )
-from shared_context_server.domain.limits import check_page
+from shared_context_server.domain.limits import Limits, check_page
 from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
 from shared_context_server.domain.limits import (
+    Limits,
     check_int,
     check_key,
     check_metadata,
@@ -19,7 +19,7 @@ from shared_context_server.domain.limits import (
 )
 from shared_context_server.domain.models import MemoryEntry, Permission
 from shared_context_server.domain.principal import Principal
-from shared_context_server.domain.quotas import MemoryQuota, Quota
+from shared_context_server.domain.quotas import MemoryQuota, Quota, Quotas
 from shared_context_server.errors import InvalidInputError, LimitExceededError, MemoryNotFoundError
 from shared_context_server.storage.store import MemoryWrite, Store
 from shared_context_server.storage.tables import GLOBAL_SCOPE

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import (
     ReadScope,
     read_scope,
@@ -20,6 +19,7 @@ from shared_context_server.domain.audit import audit
 from shared_context_server.domain.events import Change, EventKind
 from shared_context_server.domain.idempotency import Remembered, fingerprint, replay
 from shared_context_server.domain.limits import (
+    Limits,
     check_agent_id,
     check_content,
     check_int,
@@ -39,7 +39,7 @@ from shared_context_server.domain.models import (
     Visibility,
 )
 from shared_context_server.domain.principal import Principal
-from shared_context_server.domain.quotas import PostingRate
+from shared_context_server.domain.quotas import PostingRate, Quotas
 from shared_context_server.domain.sessions import require_writable
 from shared_context_server.errors import (
     InvalidInputError,

@@ -12,10 +12,9 @@ from dataclasses import dataclass, replace
 
 from rapidfuzz import utils
 
-from shared_context_server.config import Limits
 from shared_context_server.domain import relevance
 from shared_context_server.domain.access import read_scope, require
-from shared_context_server.domain.limits import check_page, check_text
+from shared_context_server.domain.limits import Limits, check_page, check_text
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError, LimitExceededError

@@ -6,13 +6,12 @@ import secrets
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.config import Limits, Quotas
 from shared_context_server.domain.access import require, require_session
 from shared_context_server.domain.audit import audit
-from shared_context_server.domain.limits import check_metadata, check_page, check_text
+from shared_context_server.domain.limits import Limits, check_metadata, check_page, check_text
 from shared_context_server.domain.models import Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
-from shared_context_server.domain.quotas import Quota
+from shared_context_server.domain.quotas import Quota, Quotas
 from shared_context_server.errors import (
     InvalidInputError,
     LimitExceededError,
