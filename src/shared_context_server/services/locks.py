@@ -4,13 +4,17 @@
 exclude every other lock; an ``exclusive`` lock also makes the session read-only for every
 other agent. Each grant carries a fencing token larger than every earlier one. A lock ends
 at its TTL or when its holder misses the heartbeat deadline, whichever comes first; renew
-pushes both out. The store makes each decision in one transaction; events go out after.
+pushes both out. Each decision is one unit of work that first takes its turn on the
+session (``tx.locks.lock_session``), so two agents racing for one lock never both get it;
+each grant takes the next fencing token in that transaction, and each change records its
+LOCK_CHANGED feed entry and audit record there too. Events go out after commit.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import (
@@ -18,8 +22,24 @@ from shared_context_server.domain.access import (
     require_may_lock_exclusive,
     require_may_release,
 )
-from shared_context_server.domain.audit import audit, system_audit
-from shared_context_server.domain.locks import Lock, LockChange, LockRequest, LockType
+from shared_context_server.domain.audit import SYSTEM_AGENT, AuditEvent, audit, system_audit
+from shared_context_server.domain.locks import (
+    FENCING_COUNTER,
+    Lock,
+    LockRequest,
+    LockType,
+    expiry_audit,
+    extended,
+    granted,
+    held_by,
+    lock_audit,
+    lock_changed,
+    lock_payload,
+    partition_live,
+    require_any_live,
+    require_held,
+    require_unblocked,
+)
 from shared_context_server.domain.models import Message, Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
@@ -28,11 +48,14 @@ from shared_context_server.errors import (
     LimitExceededError,
     NoLockHeldError,
     SessionClosedError,
+    SessionNotFoundError,
 )
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.messages import MessageService
 from shared_context_server.services.sessions import SessionService
+from shared_context_server.services.unit_of_work import commit
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +68,121 @@ class LockSettings:
     ttl_seconds: int = 300
     heartbeat_seconds: int = 60
     max_ttl_seconds: int = 3600
+
+
+# --- the decisions, each the work of one transaction ---------------------------------------
+
+
+def _session_locks(tx: Transaction, session_id: str) -> list[Lock]:
+    """Take this transaction's turn on the session (it must exist), then read its locks."""
+    if tx.locks.lock_session(session_id) is None:
+        raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+    return tx.locks.of_session(session_id)
+
+
+def _reclaim_expired(tx: Transaction, locks: list[Lock], now: datetime) -> list[Lock]:
+    """Remove the expired locks (audited by the server as lock.expired, told in the feed);
+    the live rest."""
+    live, expired = partition_live(locks, now)
+    for lock in expired:
+        tx.locks.delete(lock.session_id, lock.holder)
+        payload = lock_payload("expired", lock, holder=None, former_holder=lock.holder)
+        tx.changed(lock_changed(lock, SYSTEM_AGENT, now, payload))
+        tx.audited(expiry_audit(lock, now))
+    return live
+
+
+def acquire_lock(
+    tx: Transaction, request: LockRequest, now: datetime, *, event: AuditEvent | None = None
+) -> Lock:
+    """Grant ``request`` or raise SESSION_LOCKED. The holder's own lock of the same type
+    is renewed (same fencing token); of another type, replaced by a new grant."""
+    live = _reclaim_expired(tx, _session_locks(tx, request.session_id), now)
+    require_unblocked(request, live)
+    mine = held_by(request.holder, live)
+    extra: dict[str, object] = {}
+    if mine is not None and mine.lock_type is request.lock_type:
+        lock = extended(mine, now, request.ttl_seconds, request.heartbeat_seconds)
+        tx.locks.update_deadlines(lock)
+        action, event_type = "renewed", "lock.renewed"
+    else:
+        if mine is not None:
+            tx.locks.delete(mine.session_id, mine.holder)
+            extra = {"converted_from": mine.lock_type.value}
+        lock = granted(request, tx.counters.next(FENCING_COUNTER), now)
+        tx.locks.insert(lock)
+        action, event_type = "acquired", "lock.acquired"
+    payload = lock_payload(action, lock, holder=lock.holder, former_holder=None, **extra)
+    tx.changed(lock_changed(lock, request.holder, now, payload))
+    if event is not None:
+        tx.audited(replace(lock_audit(event, lock, **extra), event_type=event_type))
+    return lock
+
+
+def renew_lock(
+    tx: Transaction,
+    session_id: str,
+    holder: str,
+    now: datetime,
+    *,
+    heartbeat_seconds: int,
+    ttl_seconds: int | None = None,
+    event: AuditEvent | None = None,
+) -> Lock:
+    """Extend the holder's live lock: TTL from now (its own, or ``ttl_seconds``) and the
+    heartbeat deadline. An expired lock cannot be renewed (NO_LOCK_HELD): lock again."""
+    mine = require_held(holder, _session_locks(tx, session_id), now, session_id)
+    lock = extended(mine, now, ttl_seconds or mine.ttl_seconds, heartbeat_seconds)
+    tx.locks.update_deadlines(lock)
+    payload = lock_payload("renewed", lock, holder=holder, former_holder=None)
+    tx.changed(lock_changed(lock, holder, now, payload))
+    if event is not None:
+        tx.audited(lock_audit(event, lock))
+    return lock
+
+
+def release_lock(
+    tx: Transaction,
+    session_id: str,
+    holder: str,
+    now: datetime,
+    *,
+    event: AuditEvent | None = None,
+) -> Lock:
+    """The holder gives up its live lock (returned); NO_LOCK_HELD if it holds none."""
+    mine = require_held(holder, _session_locks(tx, session_id), now, session_id)
+    tx.locks.delete(mine.session_id, mine.holder)
+    payload = lock_payload("released", mine, holder=None, former_holder=holder)
+    tx.changed(lock_changed(mine, holder, now, payload))
+    if event is not None:
+        tx.audited(lock_audit(event, mine))
+    return mine
+
+
+def force_release_locks(
+    tx: Transaction,
+    session_id: str,
+    actor: str,
+    now: datetime,
+    *,
+    event: AuditEvent | None = None,
+) -> list[Lock]:
+    """Remove every live lock on the session (an admin's act; one audit record and one
+    feed entry per former holder); the removed locks. NO_LOCK_HELD when there is none."""
+    live = _reclaim_expired(tx, _session_locks(tx, session_id), now)
+    require_any_live(live, session_id)
+    for lock in live:
+        tx.locks.delete(lock.session_id, lock.holder)
+        payload = lock_payload(
+            "force_released", lock, holder=None, former_holder=lock.holder, by=actor
+        )
+        tx.changed(lock_changed(lock, actor, now, payload))
+        if event is not None:
+            tx.audited(replace(lock_audit(event, lock), target=lock.holder))
+    return live
+
+
+# --- the use cases -----------------------------------------------------------------------
 
 
 class LockService:
@@ -86,10 +224,6 @@ class LockService:
             )
         return session
 
-    def _publish(self, change: LockChange) -> None:
-        for event in change.events:
-            self._bus.publish(event)
-
     async def lock(
         self,
         principal: Principal,
@@ -120,12 +254,10 @@ class LockService:
             heartbeat_seconds=self._settings.heartbeat_seconds,
             message=message or None,
         )
-        change = await self._store.acquire_lock(
-            request, now, audit=audit(principal, "lock.acquired", now, target=session_id)
+        event = audit(principal, "lock.acquired", now, target=session_id)
+        return await commit(
+            self._store, self._bus, lambda tx: acquire_lock(tx, request, now, event=event)
         )
-        assert change.lock is not None
-        self._publish(change)
-        return change.lock
 
     async def renew(
         self, principal: Principal, session_id: str, *, ttl_seconds: int | None = None
@@ -136,17 +268,21 @@ class LockService:
         ttl = self._ttl(ttl_seconds)
         await self._sessions.find(session_id, principal)
         now = self._clock.now()
-        change = await self._store.renew_lock(
-            session_id,
-            principal.agent_id,
-            now,
-            heartbeat_seconds=self._settings.heartbeat_seconds,
-            ttl_seconds=ttl,
-            audit=audit(principal, "lock.renewed", now, target=session_id),
-        )
-        assert change.lock is not None
-        self._publish(change)
-        return change.lock
+        event = audit(principal, "lock.renewed", now, target=session_id)
+        heartbeat = self._settings.heartbeat_seconds
+
+        def renew(tx: Transaction) -> Lock:
+            return renew_lock(
+                tx,
+                session_id,
+                principal.agent_id,
+                now,
+                heartbeat_seconds=heartbeat,
+                ttl_seconds=ttl,
+                event=event,
+            )
+
+        return await commit(self._store, self._bus, renew)
 
     async def unlock(
         self, principal: Principal, session_id: str, holder: str | None = None
@@ -158,29 +294,31 @@ class LockService:
         require_may_release(principal, holder)
         await self._sessions.find(session_id, principal)
         now = self._clock.now()
-        change = await self._store.release_lock(
-            session_id,
-            holder,
-            now,
-            audit=audit(principal, "lock.released", now, target=session_id),
+        event = audit(principal, "lock.released", now, target=session_id)
+        return await commit(
+            self._store,
+            self._bus,
+            lambda tx: release_lock(tx, session_id, holder, now, event=event),
         )
-        self._publish(change)
-        return change.released[0]
 
     async def release_revoked(self, session_id: str, holder: str) -> None:
         """The server releases the lock of an agent whose credential was revoked."""
         now = self._clock.now()
         event = system_audit("lock.released", now, target=session_id, revoked=True)
         try:
-            change = await self._store.release_lock(session_id, holder, now, audit=event)
+            await commit(
+                self._store,
+                self._bus,
+                lambda tx: release_lock(tx, session_id, holder, now, event=event),
+            )
         except NoLockHeldError:
             return
-        self._publish(change)
 
     async def status(self, principal: Principal, session_id: str) -> list[Lock]:
         require(principal, Permission.READ)
         await self._sessions.find(session_id, principal)
-        return await self._store.list_locks(session_id, self._clock.now())
+        now = self._clock.now()
+        return await self._store.read(lambda tx: tx.locks.live(session_id, now))
 
     async def notify(self, principal: Principal, session_id: str, message: str | None) -> Message:
         """Post a coordination message to the session (subject to its locks, like any post)."""
@@ -201,16 +339,16 @@ class LockService:
         require(principal, Permission.ADMIN)
         await self._sessions.find(session_id, principal)
         now = self._clock.now()
-        change = await self._store.force_release_locks(
-            session_id,
-            principal.agent_id,
-            now,
-            audit=audit(principal, "lock.force_released", now, target=session_id),
+        event = audit(principal, "lock.force_released", now, target=session_id)
+        actor = principal.agent_id
+        released = await commit(
+            self._store,
+            self._bus,
+            lambda tx: force_release_locks(tx, session_id, actor, now, event=event),
         )
-        self._publish(change)
-        for lock in change.released:
+        for lock in released:
             await self._tell_former_holder(principal, lock)
-        return change.released
+        return released
 
     async def _tell_former_holder(self, principal: Principal, lock: Lock) -> None:
         text = (

@@ -11,24 +11,18 @@ from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_feed import FeedRows
 from shared_context_server.storage.sql_health import HealthRows
 from shared_context_server.storage.sql_identity import IdentityRows
-from shared_context_server.storage.sql_locks import LockRows
 from shared_context_server.storage.sql_memory import MemoryRows
-from shared_context_server.storage.sql_messages import MessageRows
 from shared_context_server.storage.sql_presence import PresenceRows
-from shared_context_server.storage.sql_search import SearchRows
 from shared_context_server.storage.sql_sessions import SessionRows
 
 
 class SqlStore(
     SessionRows,
-    MessageRows,
     MemoryRows,
     IdentityRows,
     FeedRows,
     AuditRows,
-    LockRows,
     PresenceRows,
-    SearchRows,
     HealthRows,
 ):
     pass

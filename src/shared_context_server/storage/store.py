@@ -21,7 +21,6 @@ from shared_context_server.domain.audit import (
 )
 from shared_context_server.domain.audit_verify import TrailVerifier
 from shared_context_server.domain.events import ChangeEvent
-from shared_context_server.domain.locks import Lock, LockChange, LockRequest
 from shared_context_server.domain.models import (
     ApiKey,
     Delegation,
@@ -307,28 +306,6 @@ class Store(Protocol):
         it is what this store's own last commit left; None when the backend has none
         (then readers of the feed poll it)."""
         ...
-
-    # locks
-    async def acquire_lock(
-        self, request: LockRequest, now: datetime, *, audit: AuditEvent | None = None
-    ) -> LockChange: ...
-    async def renew_lock(
-        self,
-        session_id: str,
-        holder: str,
-        now: datetime,
-        *,
-        heartbeat_seconds: int,
-        ttl_seconds: int | None = None,
-        audit: AuditEvent | None = None,
-    ) -> LockChange: ...
-    async def release_lock(
-        self, session_id: str, holder: str, now: datetime, *, audit: AuditEvent | None = None
-    ) -> LockChange: ...
-    async def force_release_locks(
-        self, session_id: str, actor: str, now: datetime, *, audit: AuditEvent | None = None
-    ) -> LockChange: ...
-    async def list_locks(self, session_id: str, now: datetime) -> list[Lock]: ...
 
     # presence
     async def touch_presence(
