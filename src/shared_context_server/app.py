@@ -11,8 +11,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeAlias
 
 import anyio
+import sqlalchemy as sa
 
 from shared_context_server.clock import Clock, SystemClock
 from shared_context_server.config import Settings
@@ -41,7 +44,12 @@ from shared_context_server.services.search import SearchService
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.services.updates import UpdateService
 from shared_context_server.storage import migrate
-from shared_context_server.storage.audit_files import AnchorFile, anchor_path_for, audit_key_for
+from shared_context_server.storage.audit_files import (
+    AnchorFile,
+    AuditKeyError,
+    anchor_path_for,
+    audit_key_for,
+)
 from shared_context_server.storage.engine import (
     create_engine,
     dialect_for,
@@ -181,7 +189,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         auth=auth,
         sessions=sessions,
         messages=messages,
-        search=SearchService(store, sessions, limits),
+        search=SearchService(store, limits),
         memory=MemoryService(store, clock, limits, quotas),
         audit=audit,
         maintenance=MaintenanceService(
@@ -219,6 +227,53 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     await _bootstrap_admin_key(app)
     await app.relay.start_position()
     return app
+
+
+# The store the composition root builds, as adapters name it (they import no storage).
+OfflineStore: TypeAlias = SqlStore
+
+
+class OfflineError(Exception):
+    """What keeps a command from reading the database without a server, as one line."""
+
+
+def open_offline_store(settings: Settings) -> OfflineStore:
+    """The configured database, for reading without a server (``scs audit``): neither
+    created nor migrated. OfflineError if it is missing or not at the head revision; a
+    database that cannot be read raises SQLAlchemy's error."""
+    url = settings.resolved_database_url
+    parsed = sa.make_url(url)
+    database = parsed.database
+    on_disk = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if on_disk and not Path(str(database)).exists():
+        raise OfflineError(f"no database at {database}")
+    dialect = dialect_for(url)
+    engine = create_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, dialect=dialect)
+    try:
+        revision = migrate.current_revision(engine)
+    except sa.exc.SQLAlchemyError:
+        engine.dispose()
+        raise
+    if revision != migrate.HEAD:
+        engine.dispose()
+        raise OfflineError(
+            f"the database is at revision {revision or 'none'}, not {migrate.HEAD}: "
+            "start the server once, or run `scs db upgrade`"
+        )
+    return SqlStore(engine, dialect)
+
+
+def offline_audit_key(settings: Settings) -> bytes:
+    """The audit key of these settings, never created (OfflineError if there is none)."""
+    try:
+        return audit_key_for(settings, create=False)
+    except AuditKeyError as exc:
+        raise OfflineError(str(exc)) from exc
+
+
+def anchor_file(settings: Settings, path: Path | None = None) -> AnchorFile:
+    """The anchor file ``path``, else the configured one."""
+    return AnchorFile(path or anchor_path_for(settings))
 
 
 @asynccontextmanager

@@ -16,47 +16,30 @@ import anyio
 import sqlalchemy as sa
 import typer
 
+from shared_context_server.app import (
+    OfflineError,
+    OfflineStore,
+    anchor_file,
+    offline_audit_key,
+    open_offline_store,
+)
 from shared_context_server.clock import SystemClock
 from shared_context_server.config import Settings
 from shared_context_server.domain.audit import AuditQuery
 from shared_context_server.domain.audit_verify import ChainBreak, ChainReport
 from shared_context_server.services.audit import read_anchor, verify_chain, with_break
-from shared_context_server.storage import migrate
-from shared_context_server.storage.audit_files import (
-    AnchorFile,
-    AuditKeyError,
-    anchor_path_for,
-    audit_key_for,
-)
-from shared_context_server.storage.engine import create_engine
-from shared_context_server.storage.sql_store import SqlStore
 
 audit_cli = typer.Typer(help="The audit trail: verify its hash chain, show the latest records.")
 
 
-def _open_store(settings: Settings) -> SqlStore:
-    url = settings.resolved_database_url
-    parsed = sa.make_url(url)
-    database = parsed.database
-    on_disk = parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-    if on_disk and not Path(str(database)).exists():
-        typer.echo(f"error: no database at {database}", err=True)
-        raise typer.Exit(2)
-    engine = create_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+def _open_store(settings: Settings) -> OfflineStore:
     try:
-        revision = migrate.current_revision(engine)
+        return open_offline_store(settings)
     except sa.exc.SQLAlchemyError as exc:
-        engine.dispose()
         raise _unreadable(exc) from exc
-    if revision != migrate.HEAD:
-        engine.dispose()
-        typer.echo(
-            f"error: the database is at revision {revision or 'none'}, not {migrate.HEAD}: "
-            "start the server once, or run `scs db upgrade`",
-            err=True,
-        )
-        raise typer.Exit(2)
-    return SqlStore(engine)
+    except OfflineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _where(problem: ChainBreak) -> str:
@@ -113,12 +96,12 @@ def audit_verify(
         raise typer.Exit(2)
     store = _open_store(settings)
     try:
-        key = audit_key_for(settings, create=False)
-    except AuditKeyError as exc:
+        key = offline_audit_key(settings)
+    except OfflineError as exc:
         store.engine.dispose()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    anchored, problem = read_anchor(AnchorFile(anchor or anchor_path_for(settings)))
+    anchored, problem = read_anchor(anchor_file(settings, anchor))
 
     async def main() -> ChainReport:
         try:
