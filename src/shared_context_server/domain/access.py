@@ -119,6 +119,16 @@ def require_can_post(principal: Principal, visibility: Visibility) -> None:
         require(principal, Permission.ADMIN)
 
 
+def require_may_change_visibility(
+    principal: Principal, message: VisibleMessage, visibility: Visibility
+) -> None:
+    """The sender may change their own message's visibility; another agent's message
+    needs ``admin``, as does making any message admin_only."""
+    require(principal, Permission.WRITE)
+    if message.sender != principal.agent_id or visibility is Visibility.ADMIN_ONLY:
+        require(principal, Permission.ADMIN)
+
+
 def require_memory_owner(principal: Principal, owner: str) -> None:
     """Memory belongs to one agent; nobody else reads or writes it, admins included."""
     if principal.agent_id != owner:

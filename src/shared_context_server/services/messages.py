@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -13,9 +13,10 @@ from shared_context_server.domain.access import (
     read_scope,
     require,
     require_can_post,
+    require_may_change_visibility,
     require_session,
 )
-from shared_context_server.domain.audit import audit
+from shared_context_server.domain.audit import AuditEvent, audit
 from shared_context_server.domain.events import Change, EventKind
 from shared_context_server.domain.idempotency import Remembered, fingerprint, replay
 from shared_context_server.domain.limits import (
@@ -139,55 +140,12 @@ class MessageService:
             message_type=new.message_type,
             parent_message_id=parent_message_id,
         )
-
-        def post(tx: Transaction) -> Message:
-            replayed = self._replayed(tx, new, now)
-            if replayed is not None:
-                return replayed
-            # Touching the session first holds its row for the rest of the transaction, so
-            # its status and locks cannot change under this write.
-            status = tx.sessions.touch(session_id, now)
-            if status is not None and parent_message_id is not None:
-                self._require_parent(tx, scope, parent_message_id, session_id)
-            require_writable(session_id, status)
-            holder = tx.locks.exclusive_holder(session_id, new.sender, now)
-            require_not_locked_out(holder, session_id)
-            message, row = tx.messages.insert(new, now)
-            tx.changed(Change.of_message(EventKind.MESSAGE_ADDED, message, now))
-            if new.idempotency_key is not None:
-                result = Remembered(fingerprint(_request(new)), {"message_id": message.id})
-                tx.idempotency.remember(new.sender, _POST, new.idempotency_key, result, now)
-            entity_id = str(message.id)
-            tx.audited(event.of_row("message", entity_id, row, target=entity_id))
-            return message
-
         self._rate.take(principal.root_id, now)
         try:
-            return await commit(self._store, self._bus, post)
+            return await commit(self._store, self._bus, posting(new, now, scope, event))
         except BaseException:
             self._rate.give_back(principal.root_id, now)
             raise
-
-    @staticmethod
-    def _replayed(tx: Transaction, new: NewMessage, now: datetime) -> Message | None:
-        """The message an earlier call with this idempotency key posted, if any."""
-        if new.idempotency_key is None:
-            return None
-        found = tx.idempotency.find(new.sender, _POST, new.idempotency_key, now)
-        result = replay(found, _request(new), new.idempotency_key)
-        if result is None:
-            return None
-        return tx.messages.get(result["message_id"])
-
-    @staticmethod
-    def _require_parent(tx: Transaction, scope: ReadScope, parent_id: int, session_id: str) -> None:
-        parent = tx.messages.get(parent_id)
-        # A parent the caller may not see does not exist for them.
-        if parent is None or not scope.allows(parent):
-            raise InvalidParentError(
-                f"no message {parent_id} to reply to", parent_message_id=parent_id
-            )
-        require_parent_in_session(parent_id, parent.session_id, session_id)
 
     async def get(self, principal: Principal, message_id: int) -> Message:
         require(principal, Permission.READ)
@@ -307,10 +265,7 @@ class MessageService:
                 f"give a reason of 1-{MAX_REASON_CHARS} characters", field="reason"
             )
         message = await self.get(principal, message_id)
-        if message.sender != principal.agent_id:
-            require(principal, Permission.ADMIN)
-        if visibility is Visibility.ADMIN_ONLY:
-            require(principal, Permission.ADMIN)
+        require_may_change_visibility(principal, message, visibility)
         if visibility is message.visibility:
             return message
         now = self._clock.now()
@@ -324,26 +279,8 @@ class MessageService:
             new=visibility.value,
             reason=reason,
         )
-
-        def change(tx: Transaction) -> Message:
-            before = tx.messages.get(message_id)
-            if before is None:
-                raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
-            holder = tx.locks.exclusive_holder(before.session_id, principal.agent_id, now)
-            require_not_locked_out(holder, before.session_id)
-            row = tx.messages.set_visibility(message_id, visibility)
-            after = replace(before, visibility=visibility)
-            payload = {
-                "old_visibility": before.visibility.value,
-                "reason": reason,
-                "by": principal.agent_id,
-            }
-            # The change names the sender (whose visibility rule applies), not the actor.
-            tx.changed(Change.of_message(EventKind.VISIBILITY_CHANGED, after, now, payload))
-            tx.audited(event.of_row("message", str(message_id), row))
-            return after
-
-        return await commit(self._store, self._bus, change)
+        work = changing_visibility(message_id, visibility, principal.agent_id, reason, now, event)
+        return await commit(self._store, self._bus, work)
 
     async def context(
         self,
@@ -369,3 +306,88 @@ class MessageService:
         )
         found.messages.reverse()
         return found
+
+
+# The units of work of posting and of visibility changes: every storage-side rule of the
+# use case, in one transaction (the service checks the caller and the input before).
+
+
+def posting(
+    new: NewMessage, now: datetime, scope: ReadScope, event: AuditEvent | None
+) -> Callable[[Transaction], Message]:
+    """Post ``new`` (or return the message a post with its idempotency key made) in a
+    session that exists, is not archived and is not locked against the sender; a reply's
+    parent must be a message of that session that ``scope`` may see. ``event``: the audit
+    record's, for the row written."""
+
+    def post(tx: Transaction) -> Message:
+        replayed = _replayed(tx, new, now)
+        if replayed is not None:
+            return replayed
+        session_id = new.session_id
+        # Touching the session first holds its row for the rest of the transaction, so
+        # its status and locks cannot change under this write.
+        status = tx.sessions.touch(session_id, now)
+        if status is not None and new.parent_message_id is not None:
+            _require_parent(tx, scope, new.parent_message_id, session_id)
+        require_writable(session_id, status)
+        holder = tx.locks.exclusive_holder(session_id, new.sender, now)
+        require_not_locked_out(holder, session_id)
+        message, row = tx.messages.insert(new, now)
+        tx.changed(Change.of_message(EventKind.MESSAGE_ADDED, message, now))
+        if new.idempotency_key is not None:
+            result = Remembered(fingerprint(_request(new)), {"message_id": message.id})
+            tx.idempotency.remember(new.sender, _POST, new.idempotency_key, result, now)
+        if event is not None:
+            entity_id = str(message.id)
+            tx.audited(event.of_row("message", entity_id, row, target=entity_id))
+        return message
+
+    return post
+
+
+def _replayed(tx: Transaction, new: NewMessage, now: datetime) -> Message | None:
+    """The message an earlier call with this idempotency key posted, if any."""
+    if new.idempotency_key is None:
+        return None
+    found = tx.idempotency.find(new.sender, _POST, new.idempotency_key, now)
+    result = replay(found, _request(new), new.idempotency_key)
+    if result is None:
+        return None
+    return tx.messages.get(result["message_id"])
+
+
+def _require_parent(tx: Transaction, scope: ReadScope, parent_id: int, session_id: str) -> None:
+    parent = tx.messages.get(parent_id)
+    # A parent the caller may not see does not exist for them.
+    if parent is None or not scope.allows(parent):
+        raise InvalidParentError(f"no message {parent_id} to reply to", parent_message_id=parent_id)
+    require_parent_in_session(parent_id, parent.session_id, session_id)
+
+
+def changing_visibility(
+    message_id: int,
+    visibility: Visibility,
+    actor: str,
+    reason: str,
+    now: datetime,
+    event: AuditEvent | None,
+) -> Callable[[Transaction], Message]:
+    """Change a message's visibility, unless its session is locked against ``actor``."""
+
+    def change(tx: Transaction) -> Message:
+        before = tx.messages.get(message_id)
+        if before is None:
+            raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
+        holder = tx.locks.exclusive_holder(before.session_id, actor, now)
+        require_not_locked_out(holder, before.session_id)
+        row = tx.messages.set_visibility(message_id, visibility)
+        after = replace(before, visibility=visibility)
+        payload = {"old_visibility": before.visibility.value, "reason": reason, "by": actor}
+        # The change names the sender (whose visibility rule applies), not the actor.
+        tx.changed(Change.of_message(EventKind.VISIBILITY_CHANGED, after, now, payload))
+        if event is not None:
+            tx.audited(event.of_row("message", str(message_id), row))
+        return after
+
+    return change

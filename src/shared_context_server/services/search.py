@@ -13,14 +13,19 @@ from dataclasses import dataclass, replace
 from rapidfuzz import utils
 
 from shared_context_server.domain import relevance
-from shared_context_server.domain.access import read_scope, require
+from shared_context_server.domain.access import ReadScope, read_scope, require, require_session
 from shared_context_server.domain.limits import Limits, check_page, check_text
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
-from shared_context_server.errors import InvalidInputError, LimitExceededError
-from shared_context_server.services.sessions import SessionService
+from shared_context_server.errors import (
+    InvalidInputError,
+    LimitExceededError,
+    SessionNotFoundError,
+)
 from shared_context_server.storage.repositories.messages import MessageQuery
-from shared_context_server.storage.store import QueryWord, Store, TextSearch
+from shared_context_server.storage.repositories.search import QueryWord, TextSearch
+from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Snapshot
 
 MAX_QUERY_CHARS = 1_000
 # A search scores this many full-text matches (or five per hit asked for, if more): the
@@ -64,9 +69,8 @@ def _searchable(message: Message, include_metadata: bool) -> str:
 
 
 class SearchService:
-    def __init__(self, store: Store, sessions: SessionService, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits) -> None:
         self._store = store
-        self._sessions = sessions
         self._limits = limits
 
     async def fuzzy(
@@ -90,9 +94,11 @@ class SearchService:
             raise InvalidInputError("threshold must be between 0 and 100", field="threshold")
         check_page(self._limits, limit, cap=self._limits.search_hits)
         require(principal, Permission.READ)
-        await self._sessions.find(session_id, principal)
-        candidates = await self._candidates(
-            principal, session_id, query, include_metadata, max(CANDIDATES, 5 * limit)
+        require_session(principal, session_id)
+        scope = read_scope(principal)
+        wanted = max(CANDIDATES, 5 * limit)
+        candidates = await self._store.read(
+            lambda tx: _candidates(tx, scope, session_id, query, include_metadata, wanted)
         )
         texts = [set(relevance.words(_searchable(m, include_metadata))) for m in candidates]
         matcher = relevance.Matcher(relevance.Query.of(query), set().union(*texts))
@@ -103,50 +109,48 @@ class SearchService:
         hits.sort(key=lambda hit: (-hit.score, -hit.message.id))
         return hits[:limit]
 
-    async def _candidates(
-        self, principal: Principal, session_id: str, query: str, metadata: bool, limit: int
-    ) -> list[Message]:
-        """The newest RECENT messages the caller may see, whatever the index says, so there
-        a typo the expansion cannot correct (in a word's first letters, a word split in two)
-        still finds its message; if the caller sees no more than those, that is all. Else
-        the full-text matches too: the newest with every query word, then with any."""
-        scope = read_scope(principal)
-        recent = await self._store.list_messages(
-            MessageQuery(session_id, scope, limit=RECENT, newest_first=True)
-        )
-        if len(recent) < RECENT:
-            return recent
-        search = TextSearch(
-            session_id,
-            scope,
-            await self._query_words(session_id, query),
-            include_metadata=metadata,
-            limit=limit,
-        )
-        found = await self._store.search_messages(replace(search, every=True))
-        if len(found) < search.limit and len(search.words) > 1:
-            seen = {m.id for m in found}
-            more = await self._store.search_messages(search)
-            found += [m for m in more if m.id not in seen][: search.limit - len(found)]
-        seen = {m.id for m in found}
-        return found + [m for m in recent if m.id not in seen]
 
-    async def _query_words(self, session_id: str, query: str) -> list[QueryWord]:
-        """The query's words (one letter is too short to look up), each with the indexed
-        words spelled alike if it is long enough to hold a typo (the first TYPO_WORDS).
-        A word is looked up as typed (PostgreSQL indexes accents; SQLite ignores them) and
-        compared without its accents."""
-        typed = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
-        plain = {w: relevance.normalise(w) for w in typed}
-        long_words = [w for w in typed if len(plain[w]) >= TYPO_MIN_CHARS][:TYPO_WORDS]
-        windows = {w: _windows(plain[w]) for w in long_words}
-        prefixes = sorted({p for found in windows.values() for p in found})
-        known = (
-            await self._store.search_terms(session_id, prefixes, TERMS_PER_WINDOW)
-            if prefixes
-            else []
-        )
-        return [QueryWord(w, _alike(w, plain[w], known) if w in windows else ()) for w in typed]
+def _candidates(
+    tx: Snapshot, scope: ReadScope, session_id: str, query: str, metadata: bool, limit: int
+) -> list[Message]:
+    """The newest RECENT messages the caller may see, whatever the index says, so there
+    a typo the expansion cannot correct (in a word's first letters, a word split in two)
+    still finds its message; if the caller sees no more than those, that is all. Else
+    the full-text matches too: the newest with every query word, then with any. One
+    snapshot."""
+    if tx.sessions.get(session_id) is None:
+        raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+    recent = tx.messages.list(MessageQuery(session_id, scope, limit=RECENT, newest_first=True))
+    if len(recent) < RECENT:
+        return recent
+    search = TextSearch(
+        session_id,
+        scope,
+        _query_words(tx, session_id, query),
+        include_metadata=metadata,
+        limit=limit,
+    )
+    found = tx.search.matches(replace(search, every=True))
+    if len(found) < search.limit and len(search.words) > 1:
+        seen = {m.id for m in found}
+        more = tx.search.matches(search)
+        found += [m for m in more if m.id not in seen][: search.limit - len(found)]
+    seen = {m.id for m in found}
+    return found + [m for m in recent if m.id not in seen]
+
+
+def _query_words(tx: Snapshot, session_id: str, query: str) -> list[QueryWord]:
+    """The query's words (one letter is too short to look up), each with the indexed
+    words spelled alike if it is long enough to hold a typo (the first TYPO_WORDS).
+    A word is looked up as typed (PostgreSQL indexes accents; SQLite ignores them) and
+    compared without its accents."""
+    typed = [w for w in dict.fromkeys(utils.default_process(query).split()) if len(w) > 1]
+    plain = {w: relevance.normalise(w) for w in typed}
+    long_words = [w for w in typed if len(plain[w]) >= TYPO_MIN_CHARS][:TYPO_WORDS]
+    windows = {w: _windows(plain[w]) for w in long_words}
+    prefixes = sorted({p for found in windows.values() for p in found})
+    known = tx.search.terms(session_id, prefixes, TERMS_PER_WINDOW) if prefixes else []
+    return [QueryWord(w, _alike(w, plain[w], known) if w in windows else ()) for w in typed]
 
 
 def _alike(typed: str, word: str, known: list[str]) -> tuple[str, ...]:

@@ -6,12 +6,12 @@ Services see storage only through this protocol; the contract suite in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from shared_context_server.domain.access import IdentityOwner, ReadScope
+from shared_context_server.domain.access import IdentityOwner
 from shared_context_server.domain.audit import (
     AgentActivity,
     AuditEvent,
@@ -27,38 +27,13 @@ from shared_context_server.domain.models import (
     KeyBinding,
     MemoryEntry,
     Message,
-    NewMessage,
     Permission,
     Session,
     SessionStatus,
-    Visibility,
 )
 from shared_context_server.domain.presence import AgentPresence, PresenceTouch
 from shared_context_server.domain.quotas import MemoryQuota, Quota
-from shared_context_server.storage.repositories.messages import MessageQuery, MessageRead
 from shared_context_server.storage.unit_of_work import Committed, Snapshot, Transaction
-
-
-@dataclass(frozen=True, slots=True)
-class QueryWord:
-    """A word of a search: found as the prefix of an indexed word, or as one of
-    ``spellings`` (indexed words spelled alike) whole."""
-
-    prefix: str
-    spellings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TextSearch:
-    """Messages of a session, visible in ``scope``, that contain every one of ``words``
-    (``every``) or any of them; newest first, at most ``limit``."""
-
-    session_id: str
-    scope: ReadScope
-    words: Sequence[QueryWord]
-    every: bool = False
-    include_metadata: bool = True
-    limit: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,37 +123,6 @@ class Store(Protocol):
     async def archive_inactive_sessions(
         self, before: datetime, now: datetime
     ) -> list[ChangeEvent]: ...
-
-    # messages
-    async def add_message(
-        self, message: NewMessage, now: datetime, *, audit: AuditEvent | None = None
-    ) -> tuple[Message, ChangeEvent | None]:
-        """The message and its feed event; a replay (same idempotency key) has no event."""
-        ...
-
-    async def get_message(self, message_id: int) -> Message | None: ...
-    async def set_visibility(
-        self,
-        message_id: int,
-        visibility: Visibility,
-        actor: str,
-        reason: str,
-        now: datetime,
-        *,
-        audit: AuditEvent | None = None,
-    ) -> tuple[Message, ChangeEvent]: ...
-    async def list_messages(self, query: MessageQuery) -> list[Message]: ...
-    async def read_messages(self, query: MessageQuery) -> MessageRead | None:
-        """The query's messages with their session (None: no such session)."""
-        ...
-
-    # search
-    async def search_terms(self, session_id: str, prefixes: Sequence[str], limit: int) -> list[str]:
-        """Indexed words starting with each of ``prefixes``, at most ``limit`` per prefix
-        (the first in alphabetical order), for typo-tolerant search."""
-        ...
-
-    async def search_messages(self, search: TextSearch) -> list[Message]: ...
 
     # memory
     async def set_memory(

@@ -43,10 +43,6 @@ class MessageRepository(Protocol):
 
     def get(self, message_id: int) -> Message | None: ...
 
-    def session_of(self, message_id: int) -> str | None:
-        """The session the message belongs to (None: no such message)."""
-        ...
-
     def set_visibility(self, message_id: int, visibility: Visibility) -> dict[str, object]:
         """The row after the change (for its audit digest)."""
         ...

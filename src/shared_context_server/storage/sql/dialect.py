@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared_context_server.storage.repositories.search import QueryWord
 from shared_context_server.storage.tables import counters
 
 # Any constants will do; every server process sharing the database uses the same ones.
@@ -23,6 +24,8 @@ class Dialect(ABC):
     name: str
     # Execution options for a read-only transaction.
     read_options: Mapping[str, Any] = {}
+    # Execution options for a read-only transaction whose statements all see one snapshot.
+    snapshot_options: Mapping[str, Any] = {}
 
     @abstractmethod
     def create_engine(self, url: sa.URL, *, busy_timeout_ms: int) -> sa.Engine: ...
@@ -51,6 +54,26 @@ class Dialect(ABC):
     @abstractmethod
     def unavailable_reason(self, orig: BaseException) -> str | None:
         """Why the database cannot serve, from the driver's error; None if it can."""
+
+    # --- the full-text index of messages (migration 0003) -------------------------------
+
+    @abstractmethod
+    def text_match(self, statement: sa.Select[Any], include_metadata: bool) -> sa.Select[Any]:
+        """``statement`` (of messages rows) narrowed to the messages whose indexed text
+        (sender, content and, if ``include_metadata``, metadata) matches the bound
+        parameter ``query``, newest first."""
+
+    @abstractmethod
+    def text_query(self, words: Sequence[QueryWord], every: bool, include_metadata: bool) -> str:
+        """The ``query`` of ``text_match``: every (or any) of ``words``, each found as the
+        prefix of an indexed word or as one of its spellings whole."""
+
+    @abstractmethod
+    def indexed_terms(
+        self, conn: sa.Connection, session_id: str, prefixes: Sequence[str], limit: int
+    ) -> list[str]:
+        """Indexed words that start with each of ``prefixes``, the first ``limit`` of each
+        alphabetically (at least the session's own words; maybe other sessions' too)."""
 
     # --- statements built on ``insert`` ---------------------------------------------------
 
@@ -101,3 +124,8 @@ class Dialect(ABC):
     def _insert(self, table: sa.Table, values: dict[str, Any] | None) -> Any:
         statement = self.insert(table)
         return statement if values is None else statement.values(values)
+
+
+def quoted(word: str, quote: str) -> str:
+    """``word`` as a quoted string of a full-text query, ``quote`` doubled inside it."""
+    return quote + word.replace(quote, quote * 2) + quote

@@ -17,7 +17,6 @@ from shared_context_server.storage.tables import messages
 
 _m = messages.c
 # Built once: SQLAlchemy then skips rebuilding and re-keying them per call.
-_SESSION_OF = sa.select(_m.session_id).where(_m.id == sa.bindparam("message_id"))
 _BY_ID = sa.select(messages).where(_m.id == sa.bindparam("message_id"))
 _INSERT = sa.insert(messages)
 _SET_VISIBILITY = (
@@ -133,10 +132,6 @@ class SqlMessages(Repository):
     def get(self, message_id: int) -> Message | None:
         row = self.conn.execute(_BY_ID, {"message_id": message_id}).first()
         return message_of(row) if row else None
-
-    def session_of(self, message_id: int) -> str | None:
-        session_id = self.conn.execute(_SESSION_OF, {"message_id": message_id}).scalar()
-        return None if session_id is None else str(session_id)
 
     def set_visibility(self, message_id: int, visibility: Visibility) -> dict[str, object]:
         params = {"message_id": message_id, "new_visibility": visibility.value}

@@ -6,7 +6,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
-from shared_context_server.storage.sql.dialect import Dialect
+from shared_context_server.storage.repositories.search import QueryWord
+from shared_context_server.storage.sql.dialect import Dialect, quoted
+from shared_context_server.storage.tables import messages
 
 # SQLite result codes (sqlite3 errors carry them as ``sqlite_errorname``; extended codes
 # such as SQLITE_READONLY_DBMOVED or SQLITE_IOERR_WRITE start with these).
@@ -29,10 +33,15 @@ _UNAVAILABLE = (
     ("SQLITE_CORRUPT", "io_error"),
 )
 
+# The FTS5 index of messages and its vocabulary (migration 0003).
+_fts = sa.table("messages_fts", sa.column("rowid"), sa.column("rank"), sa.column("messages_fts"))
+_terms = sa.table("messages_terms", sa.column("term"))
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
     read_options = {"sqlite_begin": "DEFERRED"}
+    snapshot_options = read_options  # a read transaction already sees one snapshot
 
     def __init__(self) -> None:
         # SQLite admits one writer at a time and makes the others sleep in its busy handler
@@ -108,6 +117,53 @@ class SqliteDialect(Dialect):
         if not isinstance(name, str):
             return None
         return next((reason for code, reason in _UNAVAILABLE if name.startswith(code)), None)
+
+    def text_match(self, statement: sa.Select[Any], include_metadata: bool) -> sa.Select[Any]:
+        # Which columns match is the query's (see text_query): one index serves both.
+        return (
+            statement.join(_fts, _fts.c.rowid == messages.c.id)
+            .where(_fts.c.messages_fts.op("MATCH")(sa.bindparam("query")))
+            .order_by(_fts.c.rowid.desc())
+        )
+
+    def text_query(self, words: Sequence[QueryWord], every: bool, include_metadata: bool) -> str:
+        """An FTS5 query; without metadata, limited to the sender and content columns."""
+        query = (" AND " if every else " OR ").join(_fts_word(w) for w in words)
+        return query if include_metadata else f"{{sender content}} : ({query})"
+
+    def indexed_terms(
+        self, conn: sa.Connection, session_id: str, prefixes: Sequence[str], limit: int
+    ) -> list[str]:
+        """The vocabulary spans every session: the limit bounds what is read."""
+        if not prefixes:
+            return []
+        windows: dict[str, Any] = {"limit": limit}
+        for i, prefix in enumerate(prefixes):
+            windows[f"low{i}"] = prefix
+            windows[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return [row[0] for row in conn.execute(_terms_statement(len(prefixes)), windows)]
+
+
+def _fts_word(word: QueryWord) -> str:
+    spellings = [quoted(word.prefix, '"') + "*", *(quoted(t, '"') for t in word.spellings)]
+    return "(" + " OR ".join(spellings) + ")"
+
+
+@lru_cache(maxsize=64)
+def _terms_statement(windows: int) -> Any:
+    """One statement for ``windows`` prefixes: fts5vocab walks its terms in order, so with
+    ORDER BY term and LIMIT each window reads no more than the limit, however many words
+    other sessions added."""
+    parts = [
+        sa.select(_terms.c.term)
+        .where(_terms.c.term >= sa.bindparam(f"low{i}"), _terms.c.term < sa.bindparam(f"high{i}"))
+        .order_by(_terms.c.term)
+        .limit(sa.bindparam("limit"))
+        .subquery()
+        .select()
+        for i in range(windows)
+    ]
+    return sa.union_all(*parts) if len(parts) > 1 else parts[0]
 
 
 def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
