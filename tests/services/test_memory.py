@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from shared_context_server.app import App
 from shared_context_server.clock import FakeClock
+from shared_context_server.domain.memory import GLOBAL_SCOPE
+from shared_context_server.domain.models import MemoryEntry
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     InvalidInputError,
@@ -15,7 +19,11 @@ from shared_context_server.errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
-from shared_context_server.storage.tables import GLOBAL_SCOPE
+
+
+async def _stored(app: App, key: str, at: datetime) -> MemoryEntry | None:
+    """Alice's global entry under ``key`` as the database holds it, read as of ``at``."""
+    return await app.store.read(lambda tx: tx.memory.get("alice", GLOBAL_SCOPE, key, at))
 
 
 async def test_an_agent_reads_back_what_it_stored(app: App, alice: Principal) -> None:
@@ -75,10 +83,10 @@ async def test_an_entry_vanishes_the_moment_it_expires_and_the_sweep_removes_it(
         await app.memory.get(alice, "short")
     assert [e.key for e in await app.memory.list(alice)] == ["long"]
     # Still a row until the sweep runs (as a read in the past shows); the sweep removes it.
-    assert await app.store.get_memory("alice", GLOBAL_SCOPE, "short", start) is not None
+    assert await _stored(app, "short", start) is not None
     report = await app.maintenance.sweep()
     assert report.memory_purged == 1
-    assert await app.store.get_memory("alice", GLOBAL_SCOPE, "short", start) is None
+    assert await _stored(app, "short", start) is None
     assert await app.maintenance.sweep() == type(report)(0, [])
     assert (await app.memory.get(alice, "long")).value == "v"
 
@@ -187,4 +195,4 @@ async def test_deleting_memory_removes_it_and_a_second_delete_is_not_found(
         await app.memory.get(alice, "k")
     with pytest.raises(MemoryNotFoundError):
         await app.memory.delete(alice, "k")
-    assert await app.store.get_memory("alice", GLOBAL_SCOPE, "k", app.clock.now()) is None
+    assert await _stored(app, "k", app.clock.now()) is None

@@ -1,11 +1,13 @@
 """Per-agent quotas (DESIGN.md §3): how much one identity may hold or post.
 
-Storage counts what an agent holds inside the write transaction and hands the numbers to
-these rules; the posting rate is kept in memory, per server process.
+A write reads what the agent holds inside its transaction and these rules decide; the
+posting rate is kept in memory, per server process.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,6 +70,61 @@ class MemoryQuota:
         new_key = usage.replaced_bytes is None
         self.keys.check(usage.keys, 1 if new_key else 0)
         self.bytes.check(usage.bytes, value_bytes - (usage.replaced_bytes or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryTotals:
+    """An agent's memory entries and their bytes (kept per agent, expired entries the
+    sweep has not removed included), or a change to them."""
+
+    keys: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCharge:
+    """One memory write's effect on its agent's totals: ``value_bytes`` written over the
+    live entry of ``replaced_bytes`` (None: a new key), after the expired entry of
+    ``expired_bytes`` under the same key (None: there was none) was cleared."""
+
+    value_bytes: int
+    replaced_bytes: int | None = None
+    expired_bytes: int | None = None
+
+    @property
+    def new_key(self) -> bool:
+        return self.replaced_bytes is None
+
+    @property
+    def grown(self) -> int:
+        return self.value_bytes - (self.replaced_bytes or 0)
+
+    def change(self) -> MemoryTotals:
+        """What to add to the agent's totals."""
+        cleared = self.expired_bytes is not None
+        return MemoryTotals(
+            int(self.new_key) - int(cleared), self.grown - (self.expired_bytes or 0)
+        )
+
+    def before(self, after: MemoryTotals) -> MemoryUsage:
+        """What the agent held before this write, from its totals after it."""
+        return MemoryUsage(
+            after.keys - int(self.new_key), after.bytes - self.grown, self.replaced_bytes
+        )
+
+    def over(self, held: MemoryTotals) -> MemoryUsage:
+        """The usage a write meets when the agent holds ``held`` (counted exactly)."""
+        return MemoryUsage(held.keys, held.bytes, self.replaced_bytes)
+
+
+def released(removed: Iterable[tuple[str, int]]) -> dict[str, MemoryTotals]:
+    """The change to each agent's totals of removing entries, given as (agent, bytes)."""
+    keys: Counter[str] = Counter()
+    size: Counter[str] = Counter()
+    for agent_id, value_bytes in removed:
+        keys[agent_id] += 1
+        size[agent_id] += value_bytes
+    return {agent_id: MemoryTotals(-keys[agent_id], -size[agent_id]) for agent_id in keys}
 
 
 class PostingRate:

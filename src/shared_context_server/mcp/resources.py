@@ -24,7 +24,6 @@ from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     DomainError,
     InvalidInputError,
-    PermissionDeniedError,
     ResourceNotFoundError,
 )
 from shared_context_server.mcp.callers import RequestCaller
@@ -157,9 +156,9 @@ class Resources:
             }
         owner = parse_memory_uri(uri)
         if owner is not None:
-            if owner != principal.agent_id:
-                raise PermissionDeniedError("agents may only read their own memory", uri=uri)
-            entries = await self._memory.list(principal, all_scopes=True, limit=1_000)
+            entries = await self._memory.list(
+                principal, all_scopes=True, limit=1_000, owner=owner
+            )
             return {
                 "agent_id": owner,
                 "entries": [MemoryOut.of(e).model_dump(mode="json") for e in entries],

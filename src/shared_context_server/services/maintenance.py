@@ -12,6 +12,7 @@ import anyio
 
 from shared_context_server.clock import Clock
 from shared_context_server.events.bus import EventBus
+from shared_context_server.services.memory import purge_expired
 from shared_context_server.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class MaintenanceService:
 
     async def sweep(self) -> SweepReport:
         now = self._clock.now()
-        purged = await self._store.purge_expired_memory(now)
+        purged = await purge_expired(self._store, now)
         events = await self._store.archive_inactive_sessions(now - self._archive_after, now)
         for event in events:
             self._bus.publish(event)

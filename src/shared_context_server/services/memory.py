@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.domain.access import require, require_session
-from shared_context_server.domain.audit import audit
+from shared_context_server.domain.access import require, require_memory_owner, require_session
+from shared_context_server.domain.audit import AuditEvent, audit, memory_entity_id, system_audit
+from shared_context_server.domain.idempotency import Remembered, fingerprint, replay
 from shared_context_server.domain.limits import (
     Limits,
     check_int,
@@ -17,14 +19,24 @@ from shared_context_server.domain.limits import (
     check_text,
     json_bytes,
 )
+from shared_context_server.domain.memory import GLOBAL_SCOPE, require_version
 from shared_context_server.domain.models import MemoryEntry, Permission
 from shared_context_server.domain.principal import Principal
-from shared_context_server.domain.quotas import MemoryQuota, Quota, Quotas
-from shared_context_server.errors import InvalidInputError, LimitExceededError, MemoryNotFoundError
-from shared_context_server.storage.store import MemoryWrite, Store
-from shared_context_server.storage.tables import GLOBAL_SCOPE
+from shared_context_server.domain.quotas import MemoryCharge, MemoryQuota, Quota, Quotas, released
+from shared_context_server.errors import (
+    InvalidInputError,
+    KeyExistsError,
+    LimitExceededError,
+    MemoryNotFoundError,
+    SessionNotFoundError,
+)
+from shared_context_server.storage.repositories.memory import MemoryQuery, MemoryWrite
+from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Transaction
 
 GLOB_CHARACTERS = "*?"
+# The operation idempotency keys of memory writes are remembered under.
+_SET = "set_memory"
 
 
 def _scope(session_id: str | None, principal: Principal) -> str:
@@ -107,27 +119,19 @@ class MemoryService:
             idempotency_key=idempotency_key,
             value_bytes=value_bytes,
         )
-        return await self._store.set_memory(
-            write,
-            now,
-            audit=audit(
-                principal,
-                "memory.set",
-                now,
-                session_id=session_id,
-                target=key,
-                expires_at=expires_at.isoformat() if expires_at else None,
-            ),
-            quota=self._quota(principal.agent_id),
-        )
+        event = audit(principal, "memory.set", now, session_id=session_id, target=key)
+        quota = self._quota(principal.agent_id)
+        return (await self._store.write(lambda tx: _set(tx, write, now, event, quota))).value
 
     async def get(
         self, principal: Principal, key: str, *, session_id: str | None = None
     ) -> MemoryEntry:
         require(principal, Permission.READ)
         check_key(self._limits, key)
-        entry = await self._store.get_memory(
-            principal.agent_id, _scope(session_id, principal), key, self._clock.now()
+        scope = _scope(session_id, principal)
+        now = self._clock.now()
+        entry = await self._store.read(
+            lambda tx: tx.memory.get(principal.agent_id, scope, key, now)
         )
         if entry is None:
             raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)
@@ -141,8 +145,12 @@ class MemoryService:
         all_scopes: bool = False,
         pattern: str | None = None,
         limit: int = 100,
+        owner: str | None = None,
     ) -> list[MemoryEntry]:
-        """Entries whose key starts with ``pattern``, or matches it as a glob (``*``, ``?``)."""
+        """Entries whose key starts with ``pattern``, or matches it as a glob (``*``, ``?``).
+        ``owner``: the agent whose memory the caller asked for (it must be the caller)."""
+        if owner is not None:
+            require_memory_owner(principal, owner)
         require(principal, Permission.READ)
         check_page(self._limits, limit, cap=self._limits.memory_list)
         pattern = check_text(pattern or "", "pattern")
@@ -151,14 +159,15 @@ class MemoryService:
         if "[" in pattern:
             raise InvalidInputError("patterns support the wildcards * and ? only", field="pattern")
         is_glob = any(c in pattern for c in GLOB_CHARACTERS)
-        entries = await self._store.list_memory(
-            principal.agent_id,
-            None if all_scopes else _scope(session_id, principal),
-            "" if is_glob else pattern,
-            self._clock.now(),
-            limit,
+        query = MemoryQuery(
+            agent_id=principal.agent_id,
+            scope=None if all_scopes else _scope(session_id, principal),
+            prefix="" if is_glob else pattern,
             glob=pattern if is_glob else None,
+            limit=limit,
         )
+        now = self._clock.now()
+        entries = await self._store.read(lambda tx: tx.memory.list(query, now))
         # A token limited to one session sees its global memory and that session's only.
         return [e for e in entries if e.session_id is None or principal.may_access(e.session_id)]
 
@@ -168,12 +177,107 @@ class MemoryService:
         require(principal, Permission.WRITE)
         check_key(self._limits, key)
         now = self._clock.now()
-        deleted = await self._store.delete_memory(
-            principal.agent_id,
-            _scope(session_id, principal),
-            key,
-            now,
-            audit=audit(principal, "memory.deleted", now, session_id=session_id, target=key),
-        )
-        if not deleted:
+        agent_id, scope = principal.agent_id, _scope(session_id, principal)
+        event = audit(principal, "memory.deleted", now, session_id=session_id, target=key)
+
+        def delete(tx: Transaction) -> bool:
+            size = tx.memory.delete(agent_id, scope, key)
+            if size is None:
+                return False
+            tx.memory.add_to_totals(agent_id, released([(agent_id, size)])[agent_id])
+            tx.audited(event.of_row("memory", memory_entity_id(agent_id, scope, key), None))
+            return True
+
+        if not (await self._store.write(delete)).value:
             raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)
+
+
+def _set(
+    tx: Transaction, w: MemoryWrite, now: datetime, event: AuditEvent, quota: MemoryQuota
+) -> MemoryEntry:
+    """One write: a replay of an earlier call with its idempotency key, or the entry written
+    (counted into the agent's totals, within its quota) and audited."""
+    request = _request(w)
+    if w.idempotency_key is not None:
+        found = tx.idempotency.find(w.agent_id, _SET, w.idempotency_key, now)
+        replayed = replay(found, request, w.idempotency_key)
+        if replayed is not None:
+            return _entry_from_json(replayed)
+    if w.scope and tx.sessions.get(w.scope) is None:
+        raise SessionNotFoundError(f"no session {w.scope!r}", session_id=w.scope)
+    # An expired entry is gone already, whatever the sweep has not yet removed.
+    expired = tx.memory.delete_if_expired(w.agent_id, w.scope, w.key, now)
+    stored = tx.memory.stored(w.agent_id, w.scope, w.key)
+    require_version(w.key, stored.version if stored else 0, w.expected_version)
+    charge = MemoryCharge(w.value_bytes, stored.value_bytes if stored else None, expired)
+    totals = tx.memory.add_to_totals(w.agent_id, charge.change())
+    try:
+        quota.check(charge.before(totals), w.value_bytes)
+    except LimitExceededError:
+        # Totals that say over may hold expired entries the sweep has not removed: count
+        # exactly. A refusal rolls the whole transaction back, totals included.
+        quota.check(charge.over(tx.memory.count_live(w.agent_id, now)), w.value_bytes)
+    written = tx.memory.upsert(w, now) if w.overwrite else tx.memory.insert(w, now)
+    if written is None:
+        raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
+    entry, row = written
+    if w.idempotency_key is not None:
+        remembered = Remembered(fingerprint(request), _entry_to_json(entry))
+        tx.idempotency.remember(w.agent_id, _SET, w.idempotency_key, remembered, now)
+    # The event names the entry it left and, for verifying a row the expiry sweep removed
+    # without a record, the expiry it was given.
+    expires_at = None if entry.expires_at is None else entry.expires_at.isoformat()
+    sealed = replace(event, metadata={**event.metadata, "expires_at": expires_at})
+    tx.audited(sealed.of_row("memory", memory_entity_id(w.agent_id, w.scope, w.key), row))
+    return entry
+
+
+async def purge_expired(store: Store, now: datetime) -> int:
+    """The maintenance sweep's: remove memory expired by ``now`` (off its agents' totals),
+    and the revocations and idempotency keys that have expired; how many entries went."""
+
+    def purge(tx: Transaction) -> int:
+        removed = tx.memory.delete_expired(now)
+        for agent_id, change in released(removed).items():
+            tx.memory.add_to_totals(agent_id, change)
+        tx.identity.delete_expired_revocations(now)
+        tx.idempotency.delete_expired(now)
+        if removed:
+            tx.audited(system_audit("memory.purged", now, count=len(removed)))
+        return len(removed)
+
+    return (await store.write(purge)).value
+
+
+def _request(w: MemoryWrite) -> dict[str, Any]:
+    """What a retry must repeat to be a replay of the first write."""
+    return {
+        "scope": w.scope,
+        "key": w.key,
+        "value": w.value,
+        "metadata": w.metadata,
+        "expires_at": w.expires_at,
+        "overwrite": w.overwrite,
+        "expected_version": w.expected_version,
+    }
+
+
+def _entry_to_json(entry: MemoryEntry) -> dict[str, Any]:
+    return {
+        **{f.name: getattr(entry, f.name) for f in fields(entry)},
+        "created_at": entry.created_at.isoformat(),
+        "updated_at": entry.updated_at.isoformat(),
+        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+    }
+
+
+def _entry_from_json(data: dict[str, Any]) -> MemoryEntry:
+    expires_at = data["expires_at"]
+    return MemoryEntry(
+        **{
+            **data,
+            "created_at": datetime.fromisoformat(data["created_at"]),
+            "updated_at": datetime.fromisoformat(data["updated_at"]),
+            "expires_at": datetime.fromisoformat(expires_at) if expires_at else None,
+        }
+    )

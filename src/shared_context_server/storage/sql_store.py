@@ -11,14 +11,12 @@ from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_feed import FeedRows
 from shared_context_server.storage.sql_health import HealthRows
 from shared_context_server.storage.sql_identity import IdentityRows
-from shared_context_server.storage.sql_memory import MemoryRows
 from shared_context_server.storage.sql_presence import PresenceRows
 from shared_context_server.storage.sql_sessions import SessionRows
 
 
 class SqlStore(
     SessionRows,
-    MemoryRows,
     IdentityRows,
     FeedRows,
     AuditRows,

@@ -7,7 +7,7 @@ Services see storage only through this protocol; the contract suite in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -25,14 +25,13 @@ from shared_context_server.domain.models import (
     ApiKey,
     Delegation,
     KeyBinding,
-    MemoryEntry,
     Message,
     Permission,
     Session,
     SessionStatus,
 )
 from shared_context_server.domain.presence import AgentPresence, PresenceTouch
-from shared_context_server.domain.quotas import MemoryQuota, Quota
+from shared_context_server.domain.quotas import Quota
 from shared_context_server.storage.unit_of_work import Committed, Snapshot, Transaction
 
 
@@ -55,22 +54,6 @@ class SessionChanges:
     status: SessionStatus | None = None
     purpose: str | None = None
     metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryWrite:
-    agent_id: str
-    scope: str
-    key: str
-    value: Any
-    metadata: dict[str, Any] = field(default_factory=dict)
-    expires_at: datetime | None = None
-    overwrite: bool = True
-    # Write only if the stored version is this one (0: only if there is none).
-    expected_version: int | None = None
-    idempotency_key: str | None = None
-    # Bytes of the value's JSON, kept with the entry for the per-agent memory quota.
-    value_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,39 +107,6 @@ class Store(Protocol):
         self, before: datetime, now: datetime
     ) -> list[ChangeEvent]: ...
 
-    # memory
-    async def set_memory(
-        self,
-        write: MemoryWrite,
-        now: datetime,
-        *,
-        audit: AuditEvent | None = None,
-        quota: MemoryQuota | None = None,
-    ) -> MemoryEntry:
-        """``quota``: checked against the agent's unexpired entries inside the transaction."""
-        ...
-
-    async def get_memory(
-        self, agent_id: str, scope: str, key: str, now: datetime
-    ) -> MemoryEntry | None: ...
-    async def list_memory(
-        self,
-        agent_id: str,
-        scope: str | None,
-        prefix: str,
-        now: datetime,
-        limit: int,
-        *,
-        glob: str | None = None,
-    ) -> list[MemoryEntry]:
-        """Unexpired entries whose key starts with ``prefix`` and, if given, matches
-        ``glob`` (``*`` any run of characters, ``?`` one character)."""
-        ...
-
-    async def delete_memory(
-        self, agent_id: str, scope: str, key: str, now: datetime, *, audit: AuditEvent | None = None
-    ) -> bool: ...
-    async def purge_expired_memory(self, now: datetime) -> int: ...
 
     # identity
     async def create_api_key(

@@ -32,9 +32,6 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# Global memory has scope "" rather than NULL so the unique key works on every backend.
-GLOBAL_SCOPE = ""
-
 sessions = sa.Table(
     "sessions",
     metadata,

@@ -21,3 +21,7 @@ class IdempotencyRepository(Protocol):
     ) -> None:
         """Record (or replace an expired) result, kept for ``idempotency.WINDOW``."""
         ...
+
+    def delete_expired(self, now: datetime) -> None:
+        """Forget results whose window has passed by ``now``."""
+        ...

@@ -23,6 +23,7 @@ _FORGET = sa.delete(idempotency_keys).where(
     _k.key == sa.bindparam("key"),
 )
 _INSERT = sa.insert(idempotency_keys)
+_DELETE_EXPIRED = sa.delete(idempotency_keys).where(_k.expires_at <= sa.bindparam("now"))
 
 
 class SqlIdempotency(Repository):
@@ -49,3 +50,6 @@ class SqlIdempotency(Repository):
                 "expires_at": now + WINDOW,
             },
         )
+
+    def delete_expired(self, now: datetime) -> None:
+        self.conn.execute(_DELETE_EXPIRED, {"now": now})
