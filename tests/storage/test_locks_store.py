@@ -1,4 +1,8 @@
-"""Session locks in the store, on SQLite and PostgreSQL: grants, exclusion, expiry, fencing."""
+"""Session locks on SQLite and PostgreSQL: grants, exclusion, expiry, fencing.
+
+Each lock decision runs as the lock service runs it, one ``store.write`` of its work
+(services/locks.py), at a moment the test chooses.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,31 @@ import anyio
 import pytest
 import sqlalchemy as sa
 
-from shared_context_server.domain.events import EventKind
-from shared_context_server.domain.locks import LockRequest, LockType
+from shared_context_server.clock import FakeClock
+from shared_context_server.domain.audit import AuditEvent
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.limits import Limits
+from shared_context_server.domain.locks import Lock, LockRequest, LockType
+from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     NoLockHeldError,
     SessionLockedError,
     SessionNotFoundError,
 )
+from shared_context_server.events.bus import InProcessBus
+from shared_context_server.services.locks import (
+    acquire_lock,
+    force_release_locks,
+    release_lock,
+    renew_lock,
+)
+from shared_context_server.services.messages import MessageService
+from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import SessionChanges
 from shared_context_server.storage.tables import audit_log
-from tests.storage.factories import T0, at, make_session, new_message
+from shared_context_server.storage.unit_of_work import Committed
+from tests.conftest import READ_WRITE
+from tests.storage.factories import T0, at, make_session
 
 READ, WRITE, EXCLUSIVE = LockType.READ, LockType.WRITE, LockType.EXCLUSIVE
 
@@ -36,9 +54,61 @@ def request(
     return LockRequest(session_id, holder, "claude", lock_type, ttl, heartbeat)
 
 
-async def _session(store: SqlStore) -> str:
-    session, _ = await store.create_session(make_session())
+async def _session(store: SqlStore, created_by: str = "alice") -> str:
+    session = make_session(created_by)
+    await store.write(lambda tx: tx.sessions.insert(session))
     return session.id
+
+
+async def acquire(
+    store: SqlStore, lock_request: LockRequest, now: datetime, event: AuditEvent | None = None
+) -> Committed[Lock]:
+    return await store.write(lambda tx: acquire_lock(tx, lock_request, now, event=event))
+
+
+async def renew(
+    store: SqlStore,
+    session_id: str,
+    holder: str,
+    now: datetime,
+    *,
+    heartbeat_seconds: int,
+    ttl_seconds: int | None = None,
+) -> Committed[Lock]:
+    return await store.write(
+        lambda tx: renew_lock(
+            tx,
+            session_id,
+            holder,
+            now,
+            heartbeat_seconds=heartbeat_seconds,
+            ttl_seconds=ttl_seconds,
+        )
+    )
+
+
+async def release(
+    store: SqlStore,
+    session_id: str,
+    holder: str,
+    now: datetime,
+    event: AuditEvent | None = None,
+) -> Committed[Lock]:
+    return await store.write(lambda tx: release_lock(tx, session_id, holder, now, event=event))
+
+
+async def force_release(
+    store: SqlStore, session_id: str, actor: str, now: datetime
+) -> Committed[list[Lock]]:
+    return await store.write(lambda tx: force_release_locks(tx, session_id, actor, now))
+
+
+async def live_locks(store: SqlStore, session_id: str, now: datetime) -> list[Lock]:
+    return await store.read(lambda tx: tx.locks.live(session_id, now))
+
+
+async def read_feed(store: SqlStore, limit: int) -> list[ChangeEvent]:
+    return await store.read(lambda tx: tx.feed.after(0, limit))
 
 
 def _audit_types(store: SqlStore) -> list[str]:
@@ -52,9 +122,8 @@ async def test_a_granted_lock_carries_a_fencing_token_and_a_lock_changed_event(
     store: SqlStore,
 ) -> None:
     session_id = await _session(store)
-    change = await store.acquire_lock(request(session_id, "alice"), T0)
-    lock = change.lock
-    assert lock is not None
+    change = await acquire(store, request(session_id, "alice"), T0)
+    lock = change.value
     assert (lock.holder, lock.lock_type, lock.fencing_token) == ("alice", WRITE, 1)
     assert (lock.expires_at, lock.heartbeat_deadline) == (at(300), at(60))
     [event] = change.events
@@ -70,37 +139,36 @@ async def test_a_granted_lock_carries_a_fencing_token_and_a_lock_changed_event(
         "holder": "alice",
         "former_holder": None,
     }
-    assert [e.id for e in await store.read_feed(0, 100)][-1] == event.id
-    assert await store.list_locks(session_id, at(1)) == [lock]
+    assert [e.id for e in await read_feed(store, 100)][-1] == event.id
+    assert await live_locks(store, session_id, at(1)) == [lock]
 
 
 async def test_a_held_write_lock_refuses_every_other_agent(store: SqlStore) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice"), T0)
+    await acquire(store, request(session_id, "alice"), T0)
     for lock_type in LockType:
         with pytest.raises(SessionLockedError) as refused:
-            await store.acquire_lock(request(session_id, "bob", lock_type), at(1))
+            await acquire(store, request(session_id, "bob", lock_type), at(1))
         assert refused.value.details["holders"] == ["alice"]
-    assert [lock.holder for lock in await store.list_locks(session_id, at(1))] == ["alice"]
+    assert [lock.holder for lock in await live_locks(store, session_id, at(1))] == ["alice"]
 
 
 async def test_read_locks_are_shared_and_keep_out_writers(store: SqlStore) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice", READ), T0)
-    await store.acquire_lock(request(session_id, "bob", READ), T0)
+    await acquire(store, request(session_id, "alice", READ), T0)
+    await acquire(store, request(session_id, "bob", READ), T0)
     for lock_type in (WRITE, EXCLUSIVE):
         with pytest.raises(SessionLockedError) as refused:
-            await store.acquire_lock(request(session_id, "carol", lock_type), T0)
+            await acquire(store, request(session_id, "carol", lock_type), T0)
         assert refused.value.details["holders"] == ["alice", "bob"]
     # Alice may not upgrade while Bob reads too; once alone she may.
     with pytest.raises(SessionLockedError):
-        await store.acquire_lock(request(session_id, "alice", WRITE), T0)
-    await store.release_lock(session_id, "bob", at(1))
-    upgraded = (await store.acquire_lock(request(session_id, "alice", WRITE), at(2))).lock
-    assert upgraded is not None
+        await acquire(store, request(session_id, "alice", WRITE), T0)
+    await release(store, session_id, "bob", at(1))
+    upgraded = (await acquire(store, request(session_id, "alice", WRITE), at(2))).value
     assert upgraded.lock_type is WRITE
     assert [
-        (lock.holder, lock.lock_type) for lock in await store.list_locks(session_id, at(2))
+        (lock.holder, lock.lock_type) for lock in await live_locks(store, session_id, at(2))
     ] == [("alice", WRITE)]
 
 
@@ -108,12 +176,10 @@ async def test_asking_again_for_the_lock_you_hold_renews_it_with_the_same_token(
     store: SqlStore,
 ) -> None:
     session_id = await _session(store)
-    first = (await store.acquire_lock(request(session_id, "alice"), T0)).lock
-    again = await store.acquire_lock(request(session_id, "alice"), at(50))
-    assert first is not None
-    assert again.lock is not None
-    assert again.lock.fencing_token == first.fencing_token
-    assert again.lock.heartbeat_deadline == at(110)
+    first = (await acquire(store, request(session_id, "alice"), T0)).value
+    again = await acquire(store, request(session_id, "alice"), at(50))
+    assert again.value.fencing_token == first.fencing_token
+    assert again.value.heartbeat_deadline == at(110)
     assert again.events[0].payload["action"] == "renewed"
 
 
@@ -127,9 +193,8 @@ async def test_fencing_tokens_grow_with_every_grant_across_sessions(store: SqlSt
         (second, "bob", READ),
     ]:
         if holder == "bob":
-            await store.release_lock(second, "alice", at(1))
-        lock = (await store.acquire_lock(request(session_id, holder, lock_type), at(1))).lock
-        assert lock is not None
+            await release(store, second, "alice", at(1))
+        lock = (await acquire(store, request(session_id, holder, lock_type), at(1))).value
         tokens.append(lock.fencing_token)
     assert tokens == sorted(tokens)
     assert len(set(tokens)) == len(tokens)
@@ -144,98 +209,101 @@ async def test_an_expired_lock_can_be_taken_by_another_agent(
     store: SqlStore, ttl: int, heartbeat: int, ends: int
 ) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice", ttl=ttl, heartbeat=heartbeat), T0)
+    await acquire(store, request(session_id, "alice", ttl=ttl, heartbeat=heartbeat), T0)
     with pytest.raises(SessionLockedError):
-        await store.acquire_lock(request(session_id, "bob"), at(ends - 0.001))
-    assert await store.list_locks(session_id, at(ends)) == []
-    change = await store.acquire_lock(request(session_id, "bob"), at(ends))
-    assert change.lock is not None
-    assert change.lock.fencing_token == 2
+        await acquire(store, request(session_id, "bob"), at(ends - 0.001))
+    assert await live_locks(store, session_id, at(ends)) == []
+    change = await acquire(store, request(session_id, "bob"), at(ends))
+    assert change.value.fencing_token == 2
     expired, granted = change.events
     assert expired.payload["action"] == "expired"
     assert (expired.payload["former_holder"], expired.payload["holder"]) == ("alice", None)
     assert granted.payload["holder"] == "bob"
     assert _audit_types(store) == ["lock.expired"]  # the reclaim is audited by the server
     with pytest.raises(NoLockHeldError):
-        await store.renew_lock(session_id, "alice", at(ends), heartbeat_seconds=60)
+        await renew(store, session_id, "alice", at(ends), heartbeat_seconds=60)
 
 
 async def test_renewing_pushes_out_the_heartbeat_deadline_and_the_ttl(store: SqlStore) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice", ttl=100), T0)
-    renewed = (await store.renew_lock(session_id, "alice", at(59), heartbeat_seconds=60)).lock
-    assert renewed is not None
+    await acquire(store, request(session_id, "alice", ttl=100), T0)
+    renewed = (await renew(store, session_id, "alice", at(59), heartbeat_seconds=60)).value
     assert (renewed.heartbeat_deadline, renewed.expires_at) == (at(119), at(159))
     longer = (
-        await store.renew_lock(session_id, "alice", at(100), heartbeat_seconds=60, ttl_seconds=600)
-    ).lock
-    assert longer is not None
+        await renew(store, session_id, "alice", at(100), heartbeat_seconds=60, ttl_seconds=600)
+    ).value
     assert longer.expires_at == at(700)
-    assert [lock.holder for lock in await store.list_locks(session_id, at(150))] == ["alice"]
-    assert await store.list_locks(session_id, at(160)) == []
+    assert [lock.holder for lock in await live_locks(store, session_id, at(150))] == ["alice"]
+    assert await live_locks(store, session_id, at(160)) == []
 
 
 async def test_only_the_holder_releases_a_lock(store: SqlStore) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice"), T0)
+    await acquire(store, request(session_id, "alice"), T0)
     with pytest.raises(NoLockHeldError):
-        await store.release_lock(session_id, "bob", at(1))
-    change = await store.release_lock(session_id, "alice", at(1))
-    assert [lock.holder for lock in change.released] == ["alice"]
+        await release(store, session_id, "bob", at(1))
+    change = await release(store, session_id, "alice", at(1))
+    assert change.value.holder == "alice"
     assert change.events[0].payload["action"] == "released"
     assert change.events[0].payload["former_holder"] == "alice"
     with pytest.raises(NoLockHeldError):
-        await store.release_lock(session_id, "alice", at(2))
+        await release(store, session_id, "alice", at(2))
 
 
 async def test_force_release_removes_every_lock_and_names_each_former_holder(
     store: SqlStore,
 ) -> None:
     session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice", READ), T0)
-    await store.acquire_lock(request(session_id, "bob", READ), T0)
-    change = await store.force_release_locks(session_id, "root", at(1))
-    assert sorted(lock.holder for lock in change.released) == ["alice", "bob"]
+    await acquire(store, request(session_id, "alice", READ), T0)
+    await acquire(store, request(session_id, "bob", READ), T0)
+    change = await force_release(store, session_id, "root", at(1))
+    assert sorted(lock.holder for lock in change.value) == ["alice", "bob"]
     assert sorted(e.payload["former_holder"] for e in change.events) == ["alice", "bob"]
     assert {(e.agent_id, e.payload["action"], e.payload["by"]) for e in change.events} == {
         ("root", "force_released", "root")
     }
-    assert await store.list_locks(session_id, at(1)) == []
+    assert await live_locks(store, session_id, at(1)) == []
     with pytest.raises(NoLockHeldError):
-        await store.force_release_locks(session_id, "root", at(2))
+        await force_release(store, session_id, "root", at(2))
 
 
 async def test_an_exclusive_lock_makes_the_session_read_only_for_others(store: SqlStore) -> None:
-    session_id = await _session(store)
-    await store.acquire_lock(request(session_id, "alice", EXCLUSIVE), T0)
+    # Posting and updating the session check the locks in their own use cases; bob
+    # created the session, so only alice's exclusive lock stands in his way.
+    alice = Principal("alice", "claude", READ_WRITE)
+    bob = Principal("bob", "claude", READ_WRITE)
+    clock, bus = FakeClock(at(1)), InProcessBus()
+    messages = MessageService(store, bus, clock, Limits())
+    sessions = SessionService(store, bus, clock, Limits())
+    session_id = await _session(store, created_by="bob")
+    await acquire(store, request(session_id, "alice", EXCLUSIVE), T0)
     with pytest.raises(SessionLockedError):
-        await store.add_message(new_message(session_id, sender="bob"), at(1))
+        await messages.add(bob, session_id, "hello")
     with pytest.raises(SessionLockedError):
-        await store.update_session(session_id, SessionChanges(purpose="x"), "bob", at(1))
-    await store.add_message(new_message(session_id, sender="alice"), at(1))
+        await sessions.update(bob, session_id, purpose="x")
+    await messages.add(alice, session_id, "hello")
     # A write lock is advisory: others may still post.
-    await store.release_lock(session_id, "alice", at(2))
-    await store.acquire_lock(request(session_id, "alice", WRITE), at(2))
-    await store.add_message(new_message(session_id, sender="bob"), at(3))
+    await release(store, session_id, "alice", at(2))
+    await acquire(store, request(session_id, "alice", WRITE), at(2))
+    clock.advance(2)
+    await messages.add(bob, session_id, "hello")
 
 
 async def test_locking_an_unknown_session_is_session_not_found(store: SqlStore) -> None:
     with pytest.raises(SessionNotFoundError):
-        await store.acquire_lock(request("session_nope", "alice"), T0)
+        await acquire(store, request("session_nope", "alice"), T0)
 
 
 async def test_lock_changes_are_audited_in_their_transaction(store: SqlStore) -> None:
-    from shared_context_server.domain.audit import AuditEvent
-
     session_id = await _session(store)
     base = AuditEvent("lock.acquired", "alice", "claude", T0)
-    await store.acquire_lock(request(session_id, "alice"), T0, audit=base)
+    await acquire(store, request(session_id, "alice"), T0, base)
     with pytest.raises(SessionLockedError):
-        await store.acquire_lock(
-            request(session_id, "bob"), T0, audit=AuditEvent("lock.acquired", "bob", "claude", T0)
+        await acquire(
+            store, request(session_id, "bob"), T0, AuditEvent("lock.acquired", "bob", "claude", T0)
         )
-    await store.release_lock(
-        session_id, "alice", at(1), audit=AuditEvent("lock.released", "alice", "claude", at(1))
+    await release(
+        store, session_id, "alice", at(1), AuditEvent("lock.released", "alice", "claude", at(1))
     )
     assert _audit_types(store) == ["lock.acquired", "lock.released"]
 
@@ -279,7 +347,7 @@ async def replay(store: SqlStore, session_id: str) -> list[tuple[int, LockType]]
     for exclusion along the way. Returns (fencing token, type) per grant."""
     holders: dict[str, LockType] = {}
     grants: list[tuple[int, LockType]] = []
-    for event in await store.read_feed(0, 10_000):
+    for event in await read_feed(store, 10_000):
         if event.kind is not EventKind.LOCK_CHANGED or event.session_id != session_id:
             continue
         action, lock_type = event.payload["action"], LockType(event.payload["lock_type"])
@@ -312,17 +380,16 @@ async def _contend(
             return
         lock_type = rng.choice([READ, WRITE, WRITE, EXCLUSIVE])
         try:
-            change = await store.acquire_lock(request(session_id, holder, lock_type), now)
+            change = await acquire(store, request(session_id, holder, lock_type), now)
         except SessionLockedError:
             ledger.refusals += 1
             await anyio.sleep(rng.uniform(0, 0.003))
             continue
-        assert change.lock is not None
-        ledger.granted(holder, lock_type, change.lock.fencing_token)
+        ledger.granted(holder, lock_type, change.value.fencing_token)
         granted += 1
         await anyio.sleep(rng.uniform(0, 0.002))  # hold it a moment, letting others try
         ledger.releasing(holder)  # before the release commits, so overlaps would show
-        await store.release_lock(session_id, holder, now)
+        await release(store, session_id, holder, now)
 
 
 async def test_many_agents_racing_for_one_lock_never_share_a_write_lock(
@@ -351,4 +418,4 @@ async def test_many_agents_racing_for_one_lock_never_share_a_write_lock(
         for j in range(i + 1, len(seen)):
             if seen[i][0] > seen[j][0]:
                 assert _read_only_between(seen, i, j), (seed, seen[i], seen[j])
-    assert await first.list_locks(session_id, T0) == []
+    assert await live_locks(first, session_id, T0) == []
