@@ -25,9 +25,13 @@ from shared_context_server.app import (
 )
 from shared_context_server.clock import SystemClock
 from shared_context_server.config import Settings
-from shared_context_server.domain.audit import AuditQuery
 from shared_context_server.domain.audit_verify import ChainBreak, ChainReport
-from shared_context_server.services.audit import read_anchor, verify_chain, with_break
+from shared_context_server.services.audit import (
+    latest_records,
+    read_anchor,
+    verify_chain,
+    with_break,
+)
 
 audit_cli = typer.Typer(help="The audit trail: verify its hash chain, show the latest records.")
 
@@ -130,7 +134,7 @@ def audit_tail(
     async def main() -> None:
         store = _open_store(Settings())
         try:
-            records = await store.list_audit(AuditQuery(limit=limit))
+            records = await latest_records(store, limit)
         finally:
             await store.close()
         for record in reversed(records):

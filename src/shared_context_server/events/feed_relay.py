@@ -32,11 +32,12 @@ class FeedRelay:
         self._last_id = 0
 
     async def start_position(self) -> None:
-        self._last_id = await self._store.latest_feed_id()
+        self._last_id = await self._store.read(lambda tx: tx.feed.latest_id())
 
     async def poll_once(self) -> int:
         """Publish foreign events newer than the last seen; returns how many were read."""
-        events = await self._store.read_feed(self._last_id, self._batch)
+        after, batch = self._last_id, self._batch
+        events = await self._store.read(lambda tx: tx.feed.after(after, batch))
         for event in events:
             self._last_id = event.id
             if event.origin != self._store.origin:

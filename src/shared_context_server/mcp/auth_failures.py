@@ -110,7 +110,7 @@ class AuthFailures:
             event = AuditEvent(
                 "auth.failed", agent_id, "unknown", self._clock.now(), metadata=metadata
             )
-            await self._store.append_audit(event)
+            await self._store.write(lambda tx: tx.audited(event))
         return 0.0
 
 

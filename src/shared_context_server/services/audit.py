@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -19,10 +20,14 @@ from shared_context_server.clock import Clock
 from shared_context_server.domain.access import activity_scope, require
 from shared_context_server.domain.audit import (
     AgentActivity,
+    AuditEvent,
     AuditQuery,
     AuditRecord,
+    LegacyResealer,
+    Reseal,
     audit,
     seals,
+    system_audit,
 )
 from shared_context_server.domain.audit_verify import (
     Anchor,
@@ -35,6 +40,7 @@ from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Snapshot, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +84,21 @@ class AnchorStore(Protocol):
         ...
 
 
+# Records resealed per statement.
+RESEAL_BATCH = 1_000
+
+
+def walk_audit_trail(tx: Snapshot, verifier: TrailVerifier) -> None:
+    """Feed ``verifier`` the whole chain in id order and, unless the chain is broken,
+    every audited row. Run on one consistent snapshot, concurrent writes are either
+    wholly in (row and record) or wholly out."""
+    for record in tx.audit.chain():
+        if not verifier.record(record):
+            return
+    for row in tx.audit.audited_rows():
+        verifier.row(row.entity, row.entity_id, row.values)
+
+
 async def verify_chain(
     store: Store, key: bytes, now: datetime, anchor: Anchor | None = None
 ) -> ChainReport:
@@ -85,8 +106,67 @@ async def verify_chain(
     against its latest record, from one snapshot; no permission check (the service checks;
     the offline CLI runs with the operator's database access)."""
     verifier = TrailVerifier(key, now, anchor)
-    await store.walk_audit_trail(verifier)
+    await store.read(lambda tx: walk_audit_trail(tx, verifier), consistent=True)
     return verifier.report()
+
+
+async def latest_records(store: Store, limit: int) -> list[AuditRecord]:
+    """The newest ``limit`` records, newest first (no permission check: for the CLI)."""
+    return await store.read(lambda tx: tx.audit.page(AuditQuery(limit=limit)))
+
+
+async def has_legacy_audit(store: Store) -> bool:
+    """Whether the chain starts with records of the old unkeyed hash (version 1)."""
+    return await store.read(lambda tx: tx.audit.starts_unkeyed())
+
+
+class _LeaveAlone(Exception):
+    """The old chain does not verify: roll the reseal back."""
+
+
+def _reseal(tx: Transaction, key: bytes, now: datetime) -> Reseal:
+    """Reseal the unkeyed chain under ``key``, then baseline every audited row (raises
+    _LeaveAlone if the chain does not verify from its first record to its last, or a keyed
+    record follows the unkeyed ones)."""
+    tx.audit.take_turn()
+    if not tx.audit.starts_unkeyed():
+        return Reseal(0, 0)  # another process resealed it first
+    resealer = LegacyResealer(key)
+    last: AuditRecord | None = None
+    batch: list[AuditRecord] = []
+    for record in tx.audit.chain():
+        sealed = resealer.reseal(record)
+        if sealed is None:
+            raise _LeaveAlone
+        last = sealed
+        batch.append(sealed)
+        if len(batch) == RESEAL_BATCH:
+            tx.audit.reseal(batch)
+            batch = []
+    if last is None:
+        raise _LeaveAlone
+    tx.audit.reseal(batch)
+    return Reseal(last.id, tx.audit.append_all(_baselines(tx, now)))
+
+
+def _baselines(tx: Transaction, now: datetime) -> Iterator[AuditEvent]:
+    """One ``audit.baselined`` event per audited row (no old record names one)."""
+    for row in tx.audit.audited_rows():
+        expires = row.values.get("expires_at")
+        extra = {} if expires is None else {"expires_at": expires.isoformat()}
+        event = system_audit("audit.baselined", now, target=row.entity_id, **extra)
+        yield event.of_row(row.entity, row.entity_id, row.values)
+
+
+async def reseal_legacy_audit(store: Store, key: bytes, now: datetime) -> Reseal | None:
+    """Reseal an unkeyed (version 1) chain under ``key``, in one transaction, if it
+    verifies from its first record to its last and nothing keyed follows it; then record
+    a digest of every audited row (``audit.baselined``). None: the chain does not verify
+    (it is left for verify to report); nothing resealed: another process did it first."""
+    try:
+        return (await store.write(lambda tx: _reseal(tx, key, now))).value
+    except _LeaveAlone:
+        return None
 
 
 def with_break(report: ChainReport, problem: ChainBreak) -> ChainReport:
@@ -166,7 +246,12 @@ class AuditService:
             filters={k: v for k, v in filters.items() if v is not None},
             limit=limit,
         )
-        found = await self._store.list_audit(query, audit=event)
+
+        def read(tx: Transaction) -> list[AuditRecord]:
+            tx.audited(event)  # written at commit: not part of the page
+            return tx.audit.page(query)
+
+        found = (await self._store.write(read)).value
         return AuditPage(found[:limit], has_more=len(found) > limit)
 
     async def verify(self, principal: Principal) -> ChainReport:
@@ -178,31 +263,32 @@ class AuditService:
         if problem is not None:
             report = with_break(report, problem)
         broken = report.broken
-        await self._store.append_audit(
-            audit(
-                principal,
-                "audit.verified",
-                self._clock.now(),
-                intact=report.intact,
-                checked=report.checked,
-                rows_checked=report.rows_checked,
-                breaks=report.break_count,
-                broken_at=broken.record_id if broken else None,
-                entity=broken.entity if broken else None,
-                entity_id=broken.entity_id if broken else None,
-                reason=broken.reason if broken else None,
-            )
+        verified = audit(
+            principal,
+            "audit.verified",
+            self._clock.now(),
+            intact=report.intact,
+            checked=report.checked,
+            rows_checked=report.rows_checked,
+            breaks=report.break_count,
+            broken_at=broken.record_id if broken else None,
+            entity=broken.entity if broken else None,
+            entity_id=broken.entity_id if broken else None,
+            reason=broken.reason if broken else None,
         )
+        await self._store.write(lambda tx: tx.audited(verified))
         return report
 
     async def open_trail(self) -> None:
         """On start: reseal an old unkeyed chain under the key if it verifies (and no
         anchor says this database was keyed before), else leave it for verify to report;
         and say so at once if the newest record is not sealed with this key."""
-        if await self._store.has_legacy_audit():
+        legacy, newest = await self._store.read(
+            lambda tx: (tx.audit.starts_unkeyed(), tx.audit.page(AuditQuery(limit=1)))
+        )
+        if legacy:
             await self._reseal_legacy()
             return
-        newest = await self._store.list_audit(AuditQuery(limit=1))
         if newest and not seals(self._key, newest[0]):
             logger.error(
                 "the newest audit record #%d does not verify with the audit key: a wrong "
@@ -219,7 +305,7 @@ class AuditService:
                 "anchored: not resealed; `scs audit verify` reports them"
             )
             return
-        done = await self._store.reseal_legacy_audit(self._clock.now())
+        done = await reseal_legacy_audit(self._store, self._key, self._clock.now())
         if done is None:
             logger.warning(
                 "the unkeyed audit records do not verify: left as they are; "
@@ -240,10 +326,18 @@ class AuditService:
         no longer holds the anchored record with its hash (cut and regrown, rewritten) is
         not anchored over: the old anchor stays, for verify to keep reporting the break,
         and one ERROR line says so."""
-        if self._anchors is None or (head := await self._store.audit_head()) is None:
+        if self._anchors is None:
             return None
         current, _ = read_anchor(self._anchors)  # unreadable: the new head replaces it
-        if current is not None and not await self._holds(current):
+
+        def read(tx: Snapshot) -> tuple[tuple[int, str] | None, bool]:
+            return tx.audit.head(), current is None or _holds(tx, current)
+
+        head, holds = await self._store.read(read)
+        if head is None:
+            return None
+        if not holds:
+            assert current is not None
             logger.error(
                 "audit chain no longer holds anchored record #%d: not anchoring the head; "
                 "`scs audit verify` reports where it breaks",
@@ -255,11 +349,6 @@ class AuditService:
             return None
         logger.info("audit head anchored: #%d %s", anchor.id, anchor.hash)
         return anchor
-
-    async def _holds(self, anchor: Anchor) -> bool:
-        """Whether the chain holds the anchored record, with the anchored hash."""
-        found = await self._store.audit_records(anchor.id - 1, 1)
-        return bool(found) and found[0].id == anchor.id and found[0].hash == anchor.hash
 
     async def keep_anchored(self, interval: float) -> None:
         """Anchor the head every ``interval`` seconds, until cancelled."""
@@ -287,5 +376,24 @@ class AuditService:
             event = audit(
                 principal, "audit.summary_read", until, window=window, agent_filter=subject
             )
-        agents = await self._store.activity_summary(since, until, agent_id=subject, audit=event)
+
+        def summarise(tx: Snapshot) -> list[AgentActivity]:
+            return tx.audit.activity(since, until, subject)
+
+        if event is None:
+            agents = await self._store.read(summarise)
+        else:
+            summary_read = event
+
+            def audited(tx: Transaction) -> list[AgentActivity]:
+                tx.audited(summary_read)
+                return summarise(tx)
+
+            agents = (await self._store.write(audited)).value
         return ActivitySummary(window, since, until, agents)
+
+
+def _holds(tx: Snapshot, anchor: Anchor) -> bool:
+    """Whether the chain holds the anchored record, with the anchored hash."""
+    found = tx.audit.after(anchor.id - 1, 1)
+    return bool(found) and found[0].id == anchor.id and found[0].hash == anchor.hash

@@ -15,6 +15,13 @@ from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.storage.store import Store, WriteOutcome
 
 PROBE_SECONDS = 2.0
+PROBE_COUNTER = "health.write_probe"
+
+
+async def probe_write(store: Store) -> None:
+    """Bump one counter and commit: a full disk, a read-only or an unreachable database
+    refuse it (STORAGE_UNAVAILABLE), as they refuse every other write."""
+    await store.write(lambda tx: tx.counters.next(PROBE_COUNTER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +47,7 @@ class HealthService:
             self._checked_at = now  # writes since the last check tell
         elif self._checked_at is None or now - self._checked_at >= self._probe_seconds:
             with contextlib.suppress(StorageUnavailableError):  # noted in the outcome
-                await self._store.probe_write()
+                await probe_write(self._store)
             outcome = self._store.write_outcome()
             self._checked_at = now
         self._seen = outcome

@@ -3,6 +3,7 @@ resource notifications. What a waiter receives goes through the same access rule
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import anyio
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import can_hear, read_scope, require
-from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.limits import check_int
 from shared_context_server.domain.models import Message, Permission
 from shared_context_server.domain.principal import Principal
@@ -19,6 +20,7 @@ from shared_context_server.errors import InvalidInputError, LimitExceededError
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Snapshot
 
 BATCH = 200
 # Feed rows one call reads at most, whatever the cursor: a reader far behind (cursor=0 on
@@ -65,7 +67,7 @@ class UpdateService:
 
     async def cursor(self) -> int:
         """The feed position now: reads that return it let a waiter resume after them."""
-        return await self._store.latest_feed_id()
+        return await self._store.read(lambda tx: tx.feed.latest_id())
 
     async def wait(
         self,
@@ -133,7 +135,9 @@ class UpdateService:
         added: dict[int, Message] = {}
         read = 0
         while True:
-            events, messages = await self._store.read_updates(position, BATCH, wanted)
+            events, messages = await self._store.read(
+                functools.partial(read_updates, after_id=position, limit=BATCH, keep=wanted)
+            )
             read += len(events)
             if events:
                 position = events[-1].id
@@ -142,6 +146,25 @@ class UpdateService:
             full = len(events) == BATCH
             if found or not full or read >= self._scan_budget:
                 return _Scan(position, found, added, more=full)
+
+
+def read_updates(
+    tx: Snapshot, after_id: int, limit: int, keep: Callable[[ChangeEvent], bool] | None = None
+) -> tuple[list[ChangeEvent], list[Message]]:
+    """Feed events after ``after_id`` and the messages they added, in one snapshot; with
+    ``keep``, only the messages of the events it keeps are read (others' content never
+    is)."""
+    events = tx.feed.after(after_id, limit)
+    if not events:
+        return [], []
+    if keep is not None:
+        ids = [
+            e.message_id
+            for e in events
+            if e.kind is EventKind.MESSAGE_ADDED and e.message_id and keep(e)
+        ]
+        return events, tx.feed.messages_by_id(ids)
+    return events, tx.feed.added_messages(after_id, events[-1].id)
 
 
 @dataclass(frozen=True, slots=True)

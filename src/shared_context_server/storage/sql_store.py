@@ -6,10 +6,7 @@ waits on disk or on another process's lock. One class per table group, combined 
 
 from __future__ import annotations
 
-from shared_context_server.storage.sql_audit import AuditRows
 from shared_context_server.storage.sql_base import visible_to
-from shared_context_server.storage.sql_feed import FeedRows
-from shared_context_server.storage.sql_health import HealthRows
 from shared_context_server.storage.sql_identity import IdentityRows
 from shared_context_server.storage.sql_presence import PresenceRows
 from shared_context_server.storage.sql_sessions import SessionRows
@@ -18,10 +15,7 @@ from shared_context_server.storage.sql_sessions import SessionRows
 class SqlStore(
     SessionRows,
     IdentityRows,
-    FeedRows,
-    AuditRows,
     PresenceRows,
-    HealthRows,
 ):
     pass
 

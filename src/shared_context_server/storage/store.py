@@ -13,19 +13,13 @@ from typing import Any, Protocol, TypeVar
 
 from shared_context_server.domain.access import IdentityOwner
 from shared_context_server.domain.audit import (
-    AgentActivity,
     AuditEvent,
-    AuditQuery,
-    AuditRecord,
-    Reseal,
 )
-from shared_context_server.domain.audit_verify import TrailVerifier
 from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.models import (
     ApiKey,
     Delegation,
     KeyBinding,
-    Message,
     Permission,
     Session,
     SessionStatus,
@@ -78,8 +72,9 @@ class Store(Protocol):
         it (nothing is published for a change that rolled back)."""
         ...
 
-    async def read(self, work: Callable[[Snapshot], T]) -> T:
-        """Run ``work`` on one read-only snapshot on a worker thread."""
+    async def read(self, work: Callable[[Snapshot], T], *, consistent: bool = False) -> T:
+        """Run ``work`` in one read-only transaction on a worker thread; ``consistent``:
+        every statement of it sees the same snapshot (on every backend)."""
         ...
 
     async def close(self) -> None: ...
@@ -142,57 +137,6 @@ class Store(Protocol):
     async def get_delegation(self, jti: str) -> Delegation | None: ...
     async def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]: ...
     async def live_delegations(self, delegator: str, now: datetime) -> int: ...
-
-    # audit
-    async def append_audit(self, event: AuditEvent) -> None: ...
-    async def list_audit(
-        self, query: AuditQuery, *, audit: AuditEvent | None = None
-    ) -> list[AuditRecord]:
-        """Newest first; ``audit`` records the read in the same transaction."""
-        ...
-
-    async def audit_records(self, after_id: int, limit: int) -> list[AuditRecord]:
-        """The chain in id order after ``after_id``, in batches."""
-        ...
-
-    async def audit_head(self) -> tuple[int, str] | None:
-        """The newest record's id and hash (None: no records)."""
-        ...
-
-    async def walk_audit_trail(self, verifier: TrailVerifier) -> None:
-        """Feed ``verifier`` the chain, then (unless it broke) every audited row, from
-        one snapshot."""
-        ...
-
-    async def has_legacy_audit(self) -> bool: ...
-    async def reseal_legacy_audit(self, now: datetime) -> Reseal | None:
-        """Reseal an intact unkeyed chain under the key (None: it does not verify)."""
-        ...
-
-    async def activity_summary(
-        self,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        agent_id: str | None = None,
-        audit: AuditEvent | None = None,
-    ) -> list[AgentActivity]: ...
-
-    # change feed
-    async def read_feed(self, after_id: int, limit: int) -> list[ChangeEvent]: ...
-    async def read_updates(
-        self, after_id: int, limit: int, keep: Callable[[ChangeEvent], bool] | None = None
-    ) -> tuple[list[ChangeEvent], list[Message]]:
-        """Feed events after ``after_id`` and the messages they added, in one snapshot;
-        with ``keep``, only the messages of the events it keeps are read."""
-        ...
-
-    async def latest_feed_id(self) -> int: ...
-
-    # health
-    async def probe_write(self) -> None:
-        """A tiny committed write (raises STORAGE_UNAVAILABLE if the database refuses it)."""
-        ...
 
     def write_outcome(self) -> WriteOutcome: ...
     def change_signal(self) -> tuple[object, bool] | None:

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
-from shared_context_server.domain.events import Change, ChangeEvent
+from shared_context_server.domain.events import Change, ChangeEvent, EventKind
+from shared_context_server.domain.models import Message
 from shared_context_server.storage.sql.dialect import Dialect
 from shared_context_server.storage.sql.repository import Repository
-from shared_context_server.storage.tables import change_feed
+from shared_context_server.storage.sql.rows import feed_event_of, message_of
+from shared_context_server.storage.tables import change_feed, messages
 
 # Built once: SQLAlchemy then skips rebuilding and re-keying them per call.
 LATEST_FEED_ID = sa.select(sa.func.max(change_feed.c.id))
 _INSERT = sa.insert(change_feed)
+_AFTER = (
+    sa.select(change_feed)
+    .where(change_feed.c.id > sa.bindparam("after_id"))
+    .order_by(change_feed.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_ADDED = (
+    sa.select(messages)
+    .join(change_feed, change_feed.c.message_id == messages.c.id)
+    .where(
+        change_feed.c.id > sa.bindparam("after_id"),
+        change_feed.c.id <= sa.bindparam("last_id"),
+        change_feed.c.kind == EventKind.MESSAGE_ADDED.value,
+    )
+    .order_by(messages.c.id)
+)
+_BY_IDS = (
+    sa.select(messages)
+    .where(messages.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(messages.c.id)
+)
 
 
 class SqlFeed(Repository):
@@ -51,3 +76,16 @@ class SqlFeed(Repository):
 
     def latest_id(self) -> int:
         return int(self.conn.execute(LATEST_FEED_ID).scalar() or 0)
+
+    def after(self, after_id: int, limit: int) -> list[ChangeEvent]:
+        rows = self.conn.execute(_AFTER, {"after_id": after_id, "limit": limit})
+        return [feed_event_of(row) for row in rows]
+
+    def added_messages(self, after_id: int, last_id: int) -> list[Message]:
+        rows = self.conn.execute(_ADDED, {"after_id": after_id, "last_id": last_id})
+        return [message_of(row) for row in rows]
+
+    def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        if not ids:
+            return []
+        return [message_of(row) for row in self.conn.execute(_BY_IDS, {"ids": list(ids)})]

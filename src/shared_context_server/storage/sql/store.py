@@ -135,8 +135,8 @@ class SqlStore:
     async def write(self, work: Callable[[SqlTransaction], T]) -> Committed[T]:
         return await self._run(lambda: self._commit(work))
 
-    async def read(self, work: Callable[[SqlTransaction], T]) -> T:
-        return await self._run(lambda: self._snapshot(work))
+    async def read(self, work: Callable[[SqlTransaction], T], *, consistent: bool = False) -> T:
+        return await self._run(lambda: self._snapshot(work, consistent))
 
     def _commit(self, work: Callable[[SqlTransaction], T]) -> Committed[T]:
         with self.dialect.write_turn():
@@ -148,8 +148,9 @@ class SqlStore:
             self._wrote(None)
         return Committed(value, events)
 
-    def _snapshot(self, work: Callable[[SqlTransaction], T]) -> T:
-        with self.engine.connect().execution_options(**self.dialect.read_options) as conn:
+    def _snapshot(self, work: Callable[[SqlTransaction], T], consistent: bool = False) -> T:
+        options = self.dialect.snapshot_options if consistent else self.dialect.read_options
+        with self.engine.connect().execution_options(**options) as conn:
             return work(SqlTransaction(conn, self, writing=False))
 
     async def _run(self, fn: Callable[[], T]) -> T:
