@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.storage.factories import at, list_messages, make_session, new_message, post
 
 from shared_context_server.domain.access import (
     ReadScope,
@@ -16,6 +17,7 @@ from shared_context_server.domain.access import (
     read_scope,
     require,
     require_can_post,
+    require_may_change_visibility,
     require_memory_owner,
 )
 from shared_context_server.domain.events import ChangeEvent, EventKind
@@ -27,7 +29,6 @@ from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore, visible_to
 from shared_context_server.storage.tables import messages
-from tests.storage.factories import at, make_session, new_message
 
 SENDERS = [("alice", "claude"), ("bob", "claude"), ("carol", "gemini")]
 READER_IDS = ["alice", "bob", "carol", "stranger"]
@@ -53,7 +54,8 @@ async def every_kind_of_message(tmp_path: Path) -> AsyncIterator[tuple[SqlStore,
     posted = []
     senders = [(s, t) for s, _ in SENDERS for t in READER_TYPES]  # every sender with every type
     for i, ((sender, sender_type), visibility) in enumerate(itertools.product(senders, Visibility)):
-        message, _ = await store.add_message(
+        message, _ = await post(
+            store,
             new_message(session.id, sender=sender, sender_type=sender_type, visibility=visibility),
             at(i),
         )
@@ -75,7 +77,7 @@ async def test_the_sql_visibility_rule_agrees_with_the_python_predicate_for_ever
     for scope in SCOPES:
         expected = {m.id for m in posted if scope.allows(m)}
         assert _sql_visible_ids(store, scope) == expected, scope
-        listed = await store.list_messages(MessageQuery(posted[0].session_id, scope, limit=1_000))
+        listed = await list_messages(store, MessageQuery(posted[0].session_id, scope, limit=1_000))
         assert {m.id for m in listed} == expected, scope
 
 
@@ -174,6 +176,25 @@ def test_posting_admin_only_needs_admin_too() -> None:
         require_can_post(Principal("a", "claude", READ_WRITE), Visibility.ADMIN_ONLY)
     require_can_post(Principal("a", "claude", READ_WRITE), Visibility.PRIVATE)
     require_can_post(Principal("root", "claude", ALL), Visibility.ADMIN_ONLY)
+
+
+def test_a_visibility_change_is_the_senders_or_an_admins_and_admin_only_is_an_admins() -> None:
+    alices = _message("alice", "claude", Visibility.PUBLIC)
+    alice = Principal("alice", "claude", READ_WRITE)
+    require_may_change_visibility(alice, alices, Visibility.PRIVATE)
+    with pytest.raises(PermissionDeniedError):
+        require_may_change_visibility(alice, alices, Visibility.ADMIN_ONLY)
+    with pytest.raises(PermissionDeniedError):
+        require_may_change_visibility(
+            Principal("alice", "claude", READ), alices, Visibility.PRIVATE
+        )
+    with pytest.raises(PermissionDeniedError):
+        require_may_change_visibility(
+            Principal("bob", "claude", READ_WRITE), alices, Visibility.PRIVATE
+        )
+    root = Principal("root", "claude", ALL)
+    require_may_change_visibility(root, alices, Visibility.PRIVATE)
+    require_may_change_visibility(root, alices, Visibility.ADMIN_ONLY)
 
 
 def test_memory_is_its_owners_alone_even_against_admins() -> None:

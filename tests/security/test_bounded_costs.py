@@ -14,14 +14,15 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
+from tests.mcp.conftest import connect_client, ok, token_for
 
 from shared_context_server.app import App
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message
 from shared_context_server.services.search import RECENT, TERM_BUDGET, TERMS_PER_WINDOW
 from shared_context_server.services.updates import SCAN_BUDGET
+from shared_context_server.storage.sql.search import SqlSearch
 from shared_context_server.storage.tables import change_feed, messages
-from tests.mcp.conftest import connect_client, ok, token_for
 
 FLOOD = 5_000
 
@@ -147,14 +148,14 @@ async def test_another_sessions_private_words_do_not_widen_a_search(
     ]
     await anyio.to_thread.run_sync(_insert, app, messages, notes)
     examined: list[int] = []
-    original = app.store.search_terms
+    original = SqlSearch.terms
 
-    async def counted(session_id: str, prefixes: Sequence[str], limit: int) -> list[str]:
-        found = await original(session_id, prefixes, limit)
+    def counted(self: SqlSearch, session_id: str, prefixes: Sequence[str], limit: int) -> list[str]:
+        found = original(self, session_id, prefixes, limit)
         examined.append(len(found))
         return found
 
-    monkeypatch.setattr(app.store, "search_terms", counted)
+    monkeypatch.setattr(SqlSearch, "terms", counted)
     async with connect_client(app, token_for(app, "bob")) as bob:
         for query in ("deploymnet finished", "deployment", "deploymnet"):
             hits = (await ok(bob, "search_context", session_id=ours, query=query))["hits"]

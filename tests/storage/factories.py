@@ -6,7 +6,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared_context_server.domain.models import NewMessage, Session, SessionStatus, Visibility
+from shared_context_server.domain.access import ReadScope
+from shared_context_server.domain.audit import AuditEvent
+from shared_context_server.domain.events import ChangeEvent
+from shared_context_server.domain.models import (
+    Message,
+    NewMessage,
+    Session,
+    SessionStatus,
+    Visibility,
+)
+from shared_context_server.services.messages import changing_visibility, posting
+from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -58,6 +70,41 @@ def new_message(
         metadata=metadata or {},
         parent_message_id=parent_message_id,
     )
+
+
+async def post(
+    store: Store, new: NewMessage, now: datetime, *, audit: AuditEvent | None = None
+) -> tuple[Message, ChangeEvent | None]:
+    """Post ``new`` in the message service's unit of work (every storage-side rule of
+    posting), its sender seeing every message: the message and its feed event (None for
+    a replay)."""
+    scope = ReadScope(new.sender, new.sender_type, admin=True)
+    committed = await store.write(posting(new, now, scope, audit))
+    return committed.value, next(iter(committed.events), None)
+
+
+async def change_visibility(
+    store: Store,
+    message_id: int,
+    visibility: Visibility,
+    actor: str,
+    reason: str,
+    now: datetime,
+    *,
+    audit: AuditEvent | None = None,
+) -> tuple[Message, ChangeEvent]:
+    """A visibility change in the message service's unit of work, and its feed event."""
+    work = changing_visibility(message_id, visibility, actor, reason, now, audit)
+    committed = await store.write(work)
+    return committed.value, committed.events[0]
+
+
+async def get_message(store: Store, message_id: int) -> Message | None:
+    return await store.read(lambda tx: tx.messages.get(message_id))
+
+
+async def list_messages(store: Store, query: MessageQuery) -> list[Message]:
+    return await store.read(lambda tx: tx.messages.list(query))
 
 
 # Raw rows, for tests that write below the store (migrations, upgrades).

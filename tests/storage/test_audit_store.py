@@ -22,9 +22,13 @@ from shared_context_server.domain.audit import (
     memory_entity_id,
     row_digest,
 )
-from shared_context_server.domain.audit_verify import ChainReport, TrailVerifier, first_break
+from shared_context_server.clock import FakeClock
+from shared_context_server.domain.audit_verify import ChainReport, first_break
+from shared_context_server.domain.limits import Limits
 from shared_context_server.domain.models import Visibility
+from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import SessionNotFoundError
+from shared_context_server.services.audit import AuditService, verify_chain
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import MemoryWrite, SessionChanges
@@ -33,6 +37,8 @@ from shared_context_server.storage.tables import (
     audit_log,
     messages,
 )
+from shared_context_server.storage.store import Store
+from tests.conftest import ADMIN
 from tests.storage.conftest import TEST_AUDIT_KEY as KEY
 from tests.storage.factories import at, make_session, new_message
 
@@ -55,16 +61,29 @@ def event(
     )
 
 
-async def whole_chain(store: SqlStore, batch: int = 1_000) -> list[AuditRecord]:
+async def append(store: Store, event: AuditEvent) -> None:
+    """Record an event that changes nothing else (a failed login, an admin read)."""
+    await store.write(lambda tx: tx.audited(event))
+
+
+async def records_after(store: Store, after_id: int, limit: int) -> list[AuditRecord]:
+    return await store.read(lambda tx: tx.audit.after(after_id, limit))
+
+
+async def whole_chain(store: Store, batch: int = 1_000) -> list[AuditRecord]:
     records: list[AuditRecord] = []
-    while page := await store.audit_records(records[-1].id if records else 0, batch):
+    while page := await records_after(store, records[-1].id if records else 0, batch):
         records.extend(page)
     return records
 
 
+async def head(store: Store) -> tuple[int, str] | None:
+    return await store.read(lambda tx: tx.audit.head())
+
+
 async def test_appended_events_form_a_chain_that_verifies(store: SqlStore) -> None:
     for i in range(7):
-        await store.append_audit(event(seconds=i, n=i, text="héllo"))
+        await append(store, event(seconds=i, n=i, text="héllo"))
     records = await whole_chain(store, batch=3)
     assert [r.id for r in records] == list(range(1, 8))
     assert records[0].prev_hash == GENESIS_HASH
@@ -89,14 +108,15 @@ async def test_an_audit_record_is_written_with_its_change_or_not_at_all(store: S
 
 
 async def test_the_log_is_filtered_newest_first_and_pages_backwards(store: SqlStore) -> None:
-    await store.append_audit(event("session.created", "alice", 0, "s1"))
-    await store.append_audit(event("message.added", "bob", 10, "s1"))
-    await store.append_audit(event("message.added", "alice", 20, "s2"))
-    await store.append_audit(event("memory.set", "alice", 30, None))
-    await store.append_audit(event("message.added", "alice", 40, "s1"))
+    await append(store, event("session.created", "alice", 0, "s1"))
+    await append(store, event("message.added", "bob", 10, "s1"))
+    await append(store, event("message.added", "alice", 20, "s2"))
+    await append(store, event("memory.set", "alice", 30, None))
+    await append(store, event("message.added", "alice", 40, "s1"))
 
     async def ids(**filters: object) -> list[int]:
-        return [r.id for r in await store.list_audit(AuditQuery(**filters))]  # type: ignore[arg-type]
+        query = AuditQuery(**filters)  # type: ignore[arg-type]
+        return [r.id for r in await store.read(lambda tx: tx.audit.page(query))]
 
     assert await ids() == [5, 4, 3, 2, 1]
     assert await ids(session_id="s1") == [5, 2, 1]
@@ -110,25 +130,24 @@ async def test_the_log_is_filtered_newest_first_and_pages_backwards(store: SqlSt
 
 
 async def test_an_audited_read_records_itself_after_the_page_it_read(store: SqlStore) -> None:
-    await store.append_audit(event())
-    page = await store.list_audit(
-        AuditQuery(), audit=event("audit.read", "root", 1, None, filters={})
-    )
-    assert [r.event_type for r in page] == ["message.added"]
+    await append(store, event())
+    service = AuditService(store, FakeClock(at(1)), Limits(), key=KEY)
+    page = await service.get_log(Principal("root", "gemini", ADMIN))
+    assert [r.event_type for r in page.records] == ["message.added"]
     records = await whole_chain(store)
     assert [r.event_type for r in records] == ["message.added", "audit.read"]
     assert first_break(records, KEY) is None
 
 
 async def test_activity_is_summarised_per_agent_within_the_window(store: SqlStore) -> None:
-    await store.append_audit(event("auth.token_issued", "alice", 0, None))
-    await store.append_audit(event("session.created", "alice", 5, "s1"))
-    await store.append_audit(event("message.added", "alice", 6, "s1"))
-    await store.append_audit(event("message.added", "alice", 7, "s2"))
-    await store.append_audit(event("session.created", "bob", 8, "s3"))
-    await store.append_audit(event("message.added", "bob", 100, "s3"))  # outside
+    await append(store, event("auth.token_issued", "alice", 0, None))
+    await append(store, event("session.created", "alice", 5, "s1"))
+    await append(store, event("message.added", "alice", 6, "s1"))
+    await append(store, event("message.added", "alice", 7, "s2"))
+    await append(store, event("session.created", "bob", 8, "s3"))
+    await append(store, event("message.added", "bob", 100, "s3"))  # outside
 
-    summary = await store.activity_summary(at(1), at(50))
+    summary = await store.read(lambda tx: tx.audit.activity(at(1), at(50), None))
     assert [a.agent_id for a in summary] == ["alice", "bob"]
     alice, bob = summary
     assert alice.event_count == 3
@@ -139,9 +158,9 @@ async def test_activity_is_summarised_per_agent_within_the_window(store: SqlStor
     assert (bob.event_count, bob.sessions_touched, bob.sessions_created) == (1, 1, 1)
     assert (bob.first_activity, bob.last_activity) == (at(8), at(8))
 
-    only_bob = await store.activity_summary(at(0), None, agent_id="bob")
+    only_bob = await store.read(lambda tx: tx.audit.activity(at(0), None, "bob"))
     assert [(a.agent_id, a.event_count) for a in only_bob] == [("bob", 2)]
-    assert await store.activity_summary(at(1_000)) == []
+    assert await store.read(lambda tx: tx.audit.activity(at(1_000), None, None)) == []
 
 
 async def test_many_concurrent_appends_still_form_one_valid_chain(
@@ -163,7 +182,7 @@ async def test_many_concurrent_appends_still_form_one_valid_chain(
                     audit=event("session.updated", f"agent{task}", i, session.id),
                 )
             else:
-                await store.append_audit(event("message.added", f"agent{task}", i, task=task))
+                await append(store, event("message.added", f"agent{task}", i, task=task))
 
     async with anyio.create_task_group() as tg:
         for task in range(tasks):
@@ -177,7 +196,7 @@ async def test_many_concurrent_appends_still_form_one_valid_chain(
 
 async def test_an_edited_or_deleted_record_breaks_the_chain_there(store: SqlStore) -> None:
     for i in range(6):
-        await store.append_audit(event(seconds=i, n=i))
+        await append(store, event(seconds=i, n=i))
     with store.engine.begin() as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.id == 3).values(agent_id="mallory"))
     broken = first_break(await whole_chain(store), KEY)
@@ -196,10 +215,9 @@ async def test_an_edited_or_deleted_record_breaks_the_chain_there(store: SqlStor
     assert "missing" in broken.reason
 
 
-async def verify(store: SqlStore, now_seconds: float = 0) -> ChainReport:
-    verifier = TrailVerifier(KEY, at(now_seconds))
-    await store.walk_audit_trail(verifier)
-    return verifier.report()
+async def verify(store: Store, now_seconds: float = 0) -> ChainReport:
+    """The chain and every audited row, from one snapshot (the service's walk)."""
+    return await verify_chain(store, KEY, at(now_seconds))
 
 
 def audited(event_type: str, seconds: float = 0) -> AuditEvent:
@@ -236,8 +254,8 @@ async def test_a_store_without_the_key_cannot_append_records(database_url: str) 
     keyless = SqlStore(create_engine(database_url))
     try:
         with pytest.raises(RuntimeError, match="no audit key"):
-            await keyless.append_audit(event())
-        assert await keyless.audit_records(0, 10) == []
+            await append(keyless, event())
+        assert await records_after(keyless, 0, 10) == []
     finally:
         await keyless.close()
 
@@ -341,9 +359,9 @@ async def test_verification_reads_one_snapshot_while_others_write(
 
 
 async def test_the_head_is_the_newest_record(store: SqlStore) -> None:
-    assert await store.audit_head() is None
-    await store.append_audit(event())
-    await store.append_audit(event(seconds=1))
+    assert await head(store) is None
+    await append(store, event())
+    await append(store, event(seconds=1))
     records = await whole_chain(store)
-    assert await store.audit_head() == (2, records[-1].hash)
+    assert await head(store) == (2, records[-1].hash)
     assert timedelta(0) < records[-1].created_at - records[0].created_at

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+from tests.storage.factories import T0, at, list_messages, make_session, new_message, post
+from tests.storage.processes import run_together
 
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.events import EventKind
@@ -15,16 +17,14 @@ from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore
-from tests.storage.factories import T0, at, make_session, new_message
-from tests.storage.processes import run_together
 
 WRITES_PER_STORE = 60
 
 
 async def _write_many(store: SqlStore, session_id: str, sender: str, out: list[Message]) -> None:
     for i in range(WRITES_PER_STORE):
-        message, _ = await store.add_message(
-            new_message(session_id, f"{sender} {i}", sender=sender), at(i)
+        message, _ = await post(
+            store, new_message(session_id, f"{sender} {i}", sender=sender), at(i)
         )
         out.append(message)
 
@@ -45,7 +45,7 @@ async def test_two_stores_writing_at_once_lose_nothing_and_agree_on_order(
     assert len(ids) == len(set(ids)) == 4 * WRITES_PER_STORE
     for batch in written.values():  # each writer sees its own ids grow
         assert [m.id for m in batch] == sorted(m.id for m in batch)
-    feed = await second.read_feed(0, 10_000)
+    feed = await second.read(lambda tx: tx.feed.after(0, 10_000))
     message_events = [e for e in feed if e.kind is EventKind.MESSAGE_ADDED]
     assert sorted(e.message_id for e in message_events if e.message_id) == sorted(ids)
     assert {e.origin for e in message_events} == {first.origin, second.origin}
@@ -58,7 +58,9 @@ WRITER = """
 import json, sys
 import anyio
 from datetime import UTC, datetime
+from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import NewMessage, Visibility
+from shared_context_server.services.messages import posting
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
 
@@ -72,7 +74,8 @@ async def main() -> None:
 
     async def write(i: int) -> None:
         new = NewMessage(session_id, sender, "claude", f"{sender} {i}", Visibility.PUBLIC)
-        message, _ = await store.add_message(new, datetime.now(UTC))
+        scope = ReadScope(sender, "claude", admin=True)
+        message = (await store.write(posting(new, datetime.now(UTC), scope, None))).value
         ids.append(message.id)
 
     async with anyio.create_task_group() as tg:
@@ -100,11 +103,11 @@ async def test_separate_processes_writing_one_sqlite_file_lose_nothing(tmp_path:
 
         ids = [i for out in outputs for i in json.loads(out)]
         assert len(ids) == len(set(ids)) == count * len(senders)
-        feed = await store.read_feed(0, 10_000)
+        feed = await store.read(lambda tx: tx.feed.after(0, 10_000))
         assert sorted(e.message_id for e in feed if e.message_id) == sorted(ids)
         assert len({e.origin for e in feed}) == 1 + len(senders)
-        listed = await store.list_messages(
-            MessageQuery(session.id, ReadScope("x", "x", admin=False), limit=1_000)
+        listed = await list_messages(
+            store, MessageQuery(session.id, ReadScope("x", "x", admin=False), limit=1_000)
         )
         assert {m.sender for m in listed} == set(senders)
         assert [m.id for m in listed] == sorted(ids)

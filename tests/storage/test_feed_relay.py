@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
+from tests.storage.factories import at, make_session, new_message, post
 
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
 from shared_context_server.storage.sql_store import SqlStore
-from tests.storage.factories import at, make_session, new_message
 
 
 def _listening_bus() -> tuple[InProcessBus, list[ChangeEvent]]:
@@ -30,8 +30,8 @@ async def test_events_written_by_another_store_reach_the_bus_and_own_ones_do_not
 
     session = make_session()
     _, created = await there.create_session(session)
-    _, own = await here.add_message(new_message(session.id, "mine"), at(1))
-    _, foreign = await there.add_message(new_message(session.id, "theirs"), at(2))
+    _, own = await post(here, new_message(session.id, "mine"), at(1))
+    _, foreign = await post(there, new_message(session.id, "theirs"), at(2))
 
     assert await relay.poll_once() == 3
     assert heard == [created, foreign]
@@ -47,12 +47,12 @@ async def test_the_relay_starts_after_what_was_already_written(
     here, there = open_store(), open_store()
     session = make_session()
     await there.create_session(session)
-    await there.add_message(new_message(session.id, "old"), at(1))
+    await post(there, new_message(session.id, "old"), at(1))
     bus, heard = _listening_bus()
     relay = FeedRelay(here, bus, interval=60)
     await relay.start_position()
 
-    _, new = await there.add_message(new_message(session.id, "new"), at(2))
+    _, new = await post(there, new_message(session.id, "new"), at(2))
 
     assert await relay.poll_once() == 1
     assert heard == [new]
@@ -68,7 +68,7 @@ async def test_the_relay_reads_in_batches_without_losing_events(
     session = make_session()
     written = [(await there.create_session(session))[1]]
     for i in range(4):
-        written.append((await there.add_message(new_message(session.id), at(i)))[1])
+        written.append((await post(there, new_message(session.id), at(i)))[1])
 
     reads = [await relay.poll_once() for _ in range(4)]
 

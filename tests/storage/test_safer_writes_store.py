@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.storage.factories import change_visibility, get_message, post
 
 from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import NewMessage, Session, SessionStatus, Visibility
@@ -24,20 +25,21 @@ async def _session(store: SqlStore) -> str:
 async def test_a_replayed_message_is_the_first_one_and_has_no_event(store: SqlStore) -> None:
     session_id = await _session(store)
     new = NewMessage(session_id, "alice", "claude", "hi", Visibility.PUBLIC, idempotency_key="k")
-    first, event = await store.add_message(new, T0)
-    again, replay_event = await store.add_message(new, T0 + timedelta(seconds=5))
+    first, event = await post(store, new, T0)
+    again, replay_event = await post(store, new, T0 + timedelta(seconds=5))
     assert again == first
     assert event is not None
     assert replay_event is None
     with pytest.raises(ConflictError):
-        await store.add_message(
+        await post(
+            store,
             NewMessage(
                 session_id, "alice", "claude", "other", Visibility.PUBLIC, idempotency_key="k"
             ),
             T0,
         )
     # After the window the key may be used afresh.
-    later, later_event = await store.add_message(new, T0 + timedelta(days=2))
+    later, later_event = await post(store, new, T0 + timedelta(days=2))
     assert later.id != first.id
     assert later_event is not None
 
@@ -63,12 +65,15 @@ async def test_a_replayed_memory_write_returns_the_recorded_entry(store: SqlStor
 
 async def test_a_visibility_change_is_stored_and_fed(store: SqlStore) -> None:
     session_id = await _session(store)
-    message, _ = await store.add_message(
-        NewMessage(session_id, "alice", "claude", "hi", Visibility.PUBLIC), T0
+    message, _ = await post(
+        store, NewMessage(session_id, "alice", "claude", "hi", Visibility.PUBLIC), T0
     )
-    changed, event = await store.set_visibility(message.id, Visibility.PRIVATE, "alice", "oops", T0)
+    changed, event = await change_visibility(
+        store, message.id, Visibility.PRIVATE, "alice", "oops", T0
+    )
     assert changed.visibility is Visibility.PRIVATE
-    assert (await store.get_message(message.id)) == changed
+    assert (await get_message(store, message.id)) == changed
     assert event.kind is EventKind.VISIBILITY_CHANGED
     assert event.payload["old_visibility"] == "public"
-    assert (await store.read_feed(event.id - 1, 10))[0].payload["reason"] == "oops"
+    fed = await store.read(lambda tx: tx.feed.after(event.id - 1, 10))
+    assert fed[0].payload["reason"] == "oops"

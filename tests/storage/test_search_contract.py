@@ -4,13 +4,13 @@ metadata, and an index that follows every insert and delete."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from tests.storage.factories import T0, make_session, new_message, post
 
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import Visibility
+from shared_context_server.storage.repositories.search import QueryWord, TextSearch
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import QueryWord, TextSearch
 from shared_context_server.storage.tables import messages
-from tests.storage.factories import T0, make_session, new_message
 
 ALICE = ReadScope("alice", "claude", admin=False)
 
@@ -20,13 +20,17 @@ async def _found(store: SqlStore, session_id: str, words: list[str], **search: o
     query_words = [QueryWord(w.split("|")[0], tuple(w.split("|")[1:])) for w in words]
     scope = search.pop("scope", ALICE)
     query = TextSearch(session_id, scope, query_words, **search)  # type: ignore[arg-type]
-    return [m.content for m in await store.search_messages(query)]
+    return [m.content for m in await store.read(lambda tx: tx.search.matches(query))]
+
+
+async def _terms(store: SqlStore, session_id: str, prefixes: list[str], limit: int) -> list[str]:
+    return await store.read(lambda tx: tx.search.terms(session_id, prefixes, limit))
 
 
 async def _session_with(store: SqlStore, *contents: str) -> str:
     session, _ = await store.create_session(make_session())
     for content in contents:
-        await store.add_message(new_message(session.id, content), T0)
+        await post(store, new_message(session.id, content), T0)
     return session.id
 
 
@@ -70,7 +74,7 @@ async def test_only_what_the_scope_may_see_is_found(store: SqlStore) -> None:
         message = new_message(
             session.id, content, sender=sender, sender_type=sender_type, visibility=visibility
         )
-        await store.add_message(message, T0)
+        await post(store, message, T0)
     seen = await _found(store, session.id, words=["zebra"])
     assert sorted(seen) == [
         "zebra alice private",
@@ -87,7 +91,7 @@ async def test_only_what_the_scope_may_see_is_found(store: SqlStore) -> None:
 async def test_metadata_is_matched_only_when_included(store: SqlStore) -> None:
     session, _ = await store.create_session(make_session())
     tagged = new_message(session.id, "see attached", metadata={"ticket": "flamingo-4711"})
-    await store.add_message(tagged, T0)
+    await post(store, tagged, T0)
     assert await _found(store, session.id, words=["flamingo"]) == ["see attached"]
     assert await _found(store, session.id, words=["flamingo"], include_metadata=False) == []
     # The sender is always searchable.
@@ -119,15 +123,15 @@ async def test_the_index_follows_rows_written_directly_and_deleted(store: SqlSto
 
 async def test_search_terms_lists_indexed_words_by_prefix(store: SqlStore) -> None:
     sid = await _session_with(store, "authentication token", "author of the plan")
-    assert set(await store.search_terms(sid, ["au"], 10)) >= {"authentication", "author"}
-    assert "token" not in await store.search_terms(sid, ["au"], 10)
-    assert set(await store.search_terms(sid, ["to", "pl"], 10)) >= {"token", "plan"}
-    assert await store.search_terms(sid, ["zz"], 10) == []
+    assert set(await _terms(store, sid, ["au"], 10)) >= {"authentication", "author"}
+    assert "token" not in await _terms(store, sid, ["au"], 10)
+    assert set(await _terms(store, sid, ["to", "pl"], 10)) >= {"token", "plan"}
+    assert await _terms(store, sid, ["zz"], 10) == []
 
 
 async def test_search_terms_keep_the_first_words_of_each_prefix_up_to_the_limit(
     store: SqlStore,
 ) -> None:
     sid = await _session_with(store, "zeta zebra zero zest", "zinc ziti")
-    assert await store.search_terms(sid, ["ze", "zi"], 2) == ["zebra", "zero", "zinc", "ziti"]
-    assert await store.search_terms(sid, ["ze"], 3) == ["zebra", "zero", "zest"]
+    assert await _terms(store, sid, ["ze", "zi"], 2) == ["zebra", "zero", "zinc", "ziti"]
+    assert await _terms(store, sid, ["ze"], 3) == ["zebra", "zero", "zest"]

@@ -7,6 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.storage.factories import (
+    T0,
+    at,
+    get_message,
+    list_messages,
+    make_session,
+    new_message,
+    post,
+)
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.audit import system_audit
@@ -24,15 +33,14 @@ from shared_context_server.errors import (
     KeyExistsError,
     SessionNotFoundError,
 )
+from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import (
     MemoryWrite,
-    MessageQuery,
     SessionChanges,
     SessionQuery,
 )
 from shared_context_server.storage.tables import GLOBAL_SCOPE
-from tests.storage.factories import T0, at, make_session, new_message
 
 EVERYONE = ReadScope("alice", "claude", admin=True)
 READ = frozenset({Permission.READ})
@@ -42,7 +50,7 @@ BOUND = KeyBinding("ci", agent_types=frozenset({"claude", "codex"}))
 
 async def _ids(store: SqlStore, session_id: str, **query: Any) -> list[int]:
     query.setdefault("scope", EVERYONE)
-    rows = await store.list_messages(MessageQuery(session_id=session_id, **query))
+    rows = await list_messages(store, MessageQuery(session_id=session_id, **query))
     return [m.id for m in rows]
 
 
@@ -108,9 +116,9 @@ async def test_sessions_involving_an_agent_are_those_it_created_or_posted_in(
     untouched = make_session("bob")
     for session in (created, posted_in, untouched):
         await store.create_session(session)
-    await store.add_message(new_message(posted_in.id, sender="alice"), at(1))
-    await store.add_message(new_message(posted_in.id, sender="alice"), at(2))
-    await store.add_message(new_message(untouched.id, sender="bob"), at(3))
+    await post(store, new_message(posted_in.id, sender="alice"), at(1))
+    await post(store, new_message(posted_in.id, sender="alice"), at(2))
+    await post(store, new_message(untouched.id, sender="bob"), at(3))
     listed = await store.list_sessions(SessionQuery(involving="alice"))
     assert sorted(s.id for s in listed) == sorted([created.id, posted_in.id])
 
@@ -120,7 +128,7 @@ async def test_sessions_are_listed_most_recently_active_first_and_paged(store: S
     for session in sessions:
         await store.create_session(session)
     # Activity in the oldest session makes it the most recent.
-    await store.add_message(new_message(sessions[0].id), at(100))
+    await post(store, new_message(sessions[0].id), at(100))
     expected = [sessions[0].id] + [s.id for s in reversed(sessions[1:])]
     assert [s.id for s in await store.list_sessions(SessionQuery())] == expected
     page = await store.list_sessions(SessionQuery(limit=2, offset=1))
@@ -166,7 +174,7 @@ async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: Sq
     fresh = make_session(now=at(0))
     for session in (stale, stale_completed, already, fresh):
         await store.create_session(session)
-    await store.add_message(new_message(fresh.id), at(500))
+    await post(store, new_message(fresh.id), at(500))
     before = await store.latest_feed_id()
 
     events = await store.archive_inactive_sessions(before=at(100), now=at(1000))
@@ -200,7 +208,7 @@ async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
         message_type="finding",
         metadata={"file": "a.py", "lines": [1, 2]},
     )
-    message, event = await store.add_message(new, at(1.5))
+    message, event = await post(store, new, at(1.5))
     assert message.id > 0
     assert (message.sender, message.sender_type, message.content) == (
         "carol",
@@ -210,7 +218,7 @@ async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
     assert (message.visibility, message.message_type) == (Visibility.AGENT_ONLY, "finding")
     assert message.metadata == {"file": "a.py", "lines": [1, 2]}
     assert message.created_at == at(1.5)
-    assert await store.get_message(message.id) == message
+    assert await get_message(store, message.id) == message
     assert event.kind is EventKind.MESSAGE_ADDED
     assert (event.message_id, event.sender_type, event.visibility, event.agent_id) == (
         message.id,
@@ -218,13 +226,13 @@ async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
         Visibility.AGENT_ONLY,
         "carol",
     )
-    assert await store.read_feed(event.id - 1, 10) == [event]
+    assert await store.read(lambda tx: tx.feed.after(event.id - 1, 10)) == [event]
 
 
 async def test_adding_a_message_marks_the_session_active(store: SqlStore) -> None:
     session = make_session()
     await store.create_session(session)
-    await store.add_message(new_message(session.id), at(42))
+    await post(store, new_message(session.id), at(42))
     touched = await store.get_session(session.id)
     assert touched is not None
     assert touched.last_activity_at == at(42)
@@ -233,7 +241,7 @@ async def test_adding_a_message_marks_the_session_active(store: SqlStore) -> Non
 async def test_message_ids_grow_with_every_add(store: SqlStore) -> None:
     session = make_session()
     await store.create_session(session)
-    ids = [(await store.add_message(new_message(session.id), at(i)))[0].id for i in range(5)]
+    ids = [(await post(store, new_message(session.id), at(i)))[0].id for i in range(5)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 5
 
@@ -242,9 +250,9 @@ async def test_a_message_to_an_unknown_session_is_refused_and_nothing_is_written
     store: SqlStore,
 ) -> None:
     with pytest.raises(SessionNotFoundError):
-        await store.add_message(new_message("session_missing"), T0)
-    assert await store.get_message(1) is None
-    assert await store.latest_feed_id() == 0
+        await post(store, new_message("session_missing"), T0)
+    assert await get_message(store, 1) is None
+    assert await store.read(lambda tx: tx.feed.latest_id()) == 0
 
 
 async def test_a_reply_to_a_message_of_another_session_is_refused_and_nothing_is_written(
@@ -253,14 +261,14 @@ async def test_a_reply_to_a_message_of_another_session_is_refused_and_nothing_is
     here, there = make_session(), make_session()
     await store.create_session(here)
     await store.create_session(there)
-    foreign, _ = await store.add_message(new_message(there.id), at(1))
-    feed_before = await store.latest_feed_id()
+    foreign, _ = await post(store, new_message(there.id), at(1))
+    feed_before = await store.read(lambda tx: tx.feed.latest_id())
 
     with pytest.raises(InvalidParentError):
-        await store.add_message(new_message(here.id, parent_message_id=foreign.id), at(50))
+        await post(store, new_message(here.id, parent_message_id=foreign.id), at(50))
 
     assert await _ids(store, here.id) == []
-    assert await store.latest_feed_id() == feed_before
+    assert await store.read(lambda tx: tx.feed.latest_id()) == feed_before
     untouched = await store.get_session(here.id)
     assert untouched is not None
     assert untouched.last_activity_at == T0  # the activity bump was rolled back too
@@ -270,22 +278,22 @@ async def test_a_reply_to_a_missing_message_is_refused(store: SqlStore) -> None:
     session = make_session()
     await store.create_session(session)
     with pytest.raises(InvalidParentError):
-        await store.add_message(new_message(session.id, parent_message_id=999_999), at(1))
+        await post(store, new_message(session.id, parent_message_id=999_999), at(1))
     assert await _ids(store, session.id) == []
 
 
 async def test_a_reply_in_the_same_session_keeps_its_parent(store: SqlStore) -> None:
     session = make_session()
     await store.create_session(session)
-    parent, _ = await store.add_message(new_message(session.id), at(1))
-    reply, _ = await store.add_message(new_message(session.id, parent_message_id=parent.id), at(2))
-    fetched = await store.get_message(reply.id)
+    parent, _ = await post(store, new_message(session.id), at(1))
+    reply, _ = await post(store, new_message(session.id, parent_message_id=parent.id), at(2))
+    fetched = await get_message(store, reply.id)
     assert fetched is not None
     assert fetched.parent_message_id == parent.id
 
 
 async def test_an_unknown_message_is_none(store: SqlStore) -> None:
-    assert await store.get_message(123_456) is None
+    assert await get_message(store, 123_456) is None
 
 
 @pytest.fixture
@@ -300,7 +308,8 @@ async def populated(store: SqlStore) -> dict[str, Any]:
     for visibility in Visibility:
         for sender, sender_type in senders:
             i += 1
-            message, _ = await store.add_message(
+            message, _ = await post(
+                store,
                 new_message(
                     session.id,
                     f"m{i}",
@@ -312,7 +321,7 @@ async def populated(store: SqlStore) -> dict[str, Any]:
                 at(i),
             )
             posted.append(message)
-    await store.add_message(new_message(other.id, "elsewhere"), at(100))
+    await post(store, new_message(other.id, "elsewhere"), at(100))
     # "messages": what EVERYONE (the default reader of these tests) may see.
     return {
         "session": session,
@@ -605,7 +614,7 @@ async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore)
     _, first = await store.create_session(session)
     events = [first]
     for i in range(4):
-        events.append((await store.add_message(new_message(session.id), at(i)))[1])
+        events.append((await post(store, new_message(session.id), at(i)))[1])
     _, last = await store.update_session(session.id, SessionChanges(purpose="p"), "alice", at(9))
     events.append(last)
 
@@ -619,8 +628,8 @@ async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore)
 async def test_updates_are_feed_events_with_the_messages_they_added(store: SqlStore) -> None:
     session = make_session()
     _, created = await store.create_session(session)
-    one, added_one = await store.add_message(new_message(session.id, "one"), at(1))
-    two, added_two = await store.add_message(new_message(session.id, "two"), at(2))
+    one, added_one = await post(store, new_message(session.id, "one"), at(1))
+    two, added_two = await post(store, new_message(session.id, "two"), at(2))
 
     events, added = await store.read_updates(0, 10)
     assert events == [created, added_one, added_two]
@@ -637,7 +646,7 @@ async def test_each_store_stamps_the_feed_with_its_own_origin(
     assert other.origin != store.origin
     session = make_session()
     await store.create_session(session)
-    await other.add_message(new_message(session.id), at(1))
+    await post(other, new_message(session.id), at(1))
     assert [e.origin for e in await store.read_feed(0, 10)] == [store.origin, other.origin]
     assert [e.origin for e in await other.read_feed(0, 10)] == [store.origin, other.origin]
 
