@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.storage.factories import at, list_messages, make_session, new_message, post
 
 from shared_context_server.domain.access import (
     ReadScope,
@@ -29,6 +28,14 @@ from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore, visible_to
 from shared_context_server.storage.tables import messages
+from tests.storage.factories import (
+    at,
+    create_session,
+    list_messages,
+    make_session,
+    new_message,
+    post,
+)
 
 SENDERS = [("alice", "claude"), ("bob", "claude"), ("carol", "gemini")]
 READER_IDS = ["alice", "bob", "carol", "stranger"]
@@ -50,7 +57,7 @@ async def every_kind_of_message(tmp_path: Path) -> AsyncIterator[tuple[SqlStore,
     store = SqlStore(create_engine(f"sqlite:///{tmp_path / 'access.db'}"))
     migrate.upgrade(store.engine)
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     posted = []
     senders = [(s, t) for s, _ in SENDERS for t in READER_TYPES]  # every sender with every type
     for i, ((sender, sender_type), visibility) in enumerate(itertools.product(senders, Visibility)):

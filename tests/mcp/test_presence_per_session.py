@@ -81,7 +81,10 @@ async def test_a_session_the_caller_may_not_read_or_that_is_not_there_records_no
         assert missing["code"] == "SESSION_NOT_FOUND"
         await ok(bob, "list_memory", session_id="no-such-session")  # scoped memory: no check
     window_start = app.clock.now() - timedelta(seconds=app.settings.presence_window_seconds)
-    assert await app.store.list_presence(window_start, session_id="no-such-session") == []
+    in_missing = await app.store.read(
+        lambda tx: tx.presence.list(window_start, session_id="no-such-session")
+    )
+    assert in_missing == []
     # The agent itself was seen all the same.
-    seen = await app.store.list_presence(window_start)
+    seen = await app.store.read(lambda tx: tx.presence.list(window_start))
     assert "bob" in {presence.agent_id for presence in seen}

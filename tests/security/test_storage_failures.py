@@ -31,6 +31,7 @@ from shared_context_server.storage.sql.postgres import PostgresDialect
 from shared_context_server.storage.sql.sqlite import SqliteDialect
 from shared_context_server.storage.sql_store import SqlStore
 from tests.mcp.conftest import connect_client, fails, ok, token_for
+from tests.storage.factories import create_session, get_session
 
 Hook = Callable[[Any], None]
 
@@ -165,15 +166,15 @@ async def test_the_store_refuses_writes_to_a_read_only_database_clearly(
     backend_app: App,
 ) -> None:
     store = backend_app.store
-    await store.create_session(_session(1))
+    await create_session(store, _session(1))
     async with failing(store.engine, _read_only(store.engine)):
         with pytest.raises(StorageUnavailableError) as refused:
-            await store.create_session(_session(2))
+            await create_session(store, _session(2))
         assert refused.value.details == {"reason": "read_only"}
         assert store.write_outcome().failure == "read_only"
         with pytest.raises(StorageUnavailableError):
             await store.probe_write()
-        assert await store.get_session("session_1") is not None
+        assert await get_session(store, "session_1") is not None
     await store.probe_write()
     assert store.write_outcome().failure is None
 
@@ -182,7 +183,7 @@ async def test_an_unreachable_postgresql_gives_storage_unavailable() -> None:
     store = SqlStore(create_engine("postgresql://postgres@127.0.0.1:1/nowhere"))
     try:
         with pytest.raises(StorageUnavailableError) as refused:
-            await store.get_session("session_1")
+            await get_session(store, "session_1")
         assert refused.value.details == {"reason": "unreachable"}
     finally:
         await store.close()

@@ -16,8 +16,11 @@ from shared_context_server.domain.models import (
     SessionStatus,
     Visibility,
 )
+from shared_context_server.domain.quotas import Quota
+from shared_context_server.services import sessions
 from shared_context_server.services.messages import changing_visibility, posting
 from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
 from shared_context_server.storage.store import Store
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -47,6 +50,50 @@ def make_session(
         updated_at=now,
         last_activity_at=now,
     )
+
+
+async def create_session(
+    store: Store, session: Session, *, audit: AuditEvent | None = None, quota: Quota | None = None
+) -> tuple[Session, ChangeEvent]:
+    """Store ``session`` in the session service's unit of work: the session and its
+    SESSION_CREATED feed event."""
+    committed = await store.write(
+        lambda tx: sessions.create_session(tx, session, audit=audit, quota=quota)
+    )
+    return committed.value, committed.events[0]
+
+
+async def get_session(store: Store, session_id: str) -> Session | None:
+    return await store.read(lambda tx: tx.sessions.get(session_id))
+
+
+async def list_sessions(store: Store, query: SessionQuery) -> list[Session]:
+    return await store.read(lambda tx: tx.sessions.list(query))
+
+
+async def update_session(
+    store: Store,
+    session_id: str,
+    changes: SessionChanges,
+    agent_id: str,
+    now: datetime,
+    *,
+    audit: AuditEvent | None = None,
+) -> tuple[Session, ChangeEvent]:
+    """An update in the session service's unit of work (the lock check included): the
+    session after and its SESSION_UPDATED feed event."""
+    committed = await store.write(
+        lambda tx: sessions.update_session(tx, session_id, changes, agent_id, now, audit=audit)
+    )
+    return committed.value, committed.events[0]
+
+
+async def archive_inactive_sessions(
+    store: Store, before: datetime, now: datetime
+) -> list[ChangeEvent]:
+    """The maintenance sweep's archiving unit of work: its feed events."""
+    committed = await store.write(lambda tx: sessions.archive_inactive_sessions(tx, before, now))
+    return committed.events
 
 
 def new_message(

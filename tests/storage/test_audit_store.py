@@ -12,6 +12,7 @@ import anyio
 import pytest
 import sqlalchemy as sa
 
+from shared_context_server.clock import FakeClock
 from shared_context_server.domain.audit import (
     GENESIS_HASH,
     HASH_VERSION,
@@ -22,7 +23,6 @@ from shared_context_server.domain.audit import (
     memory_entity_id,
     row_digest,
 )
-from shared_context_server.clock import FakeClock
 from shared_context_server.domain.audit_verify import ChainReport, first_break
 from shared_context_server.domain.limits import Limits
 from shared_context_server.domain.models import Visibility
@@ -30,17 +30,24 @@ from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import SessionNotFoundError
 from shared_context_server.services.audit import AuditService, verify_chain
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.repositories.sessions import SessionChanges
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MemoryWrite, SessionChanges
+from shared_context_server.storage.store import MemoryWrite, Store
 from shared_context_server.storage.tables import (
     agent_memory,
     audit_log,
     messages,
 )
-from shared_context_server.storage.store import Store
 from tests.conftest import ADMIN
 from tests.storage.conftest import TEST_AUDIT_KEY as KEY
-from tests.storage.factories import at, make_session, new_message
+from tests.storage.factories import (
+    archive_inactive_sessions,
+    at,
+    create_session,
+    make_session,
+    new_message,
+    update_session,
+)
 
 
 def event(
@@ -95,9 +102,10 @@ async def test_appended_events_form_a_chain_that_verifies(store: SqlStore) -> No
 
 async def test_an_audit_record_is_written_with_its_change_or_not_at_all(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session, audit=event("session.created", session_id=session.id))
+    await create_session(store, session, audit=event("session.created", session_id=session.id))
     with pytest.raises(SessionNotFoundError):
-        await store.update_session(
+        await update_session(
+            store,
             "session_missing",
             SessionChanges(purpose="x"),
             "alice",
@@ -168,13 +176,14 @@ async def test_many_concurrent_appends_still_form_one_valid_chain(
 ) -> None:
     stores = [open_store(), open_store(), open_store()]
     session = make_session()
-    await stores[0].create_session(session)
+    await create_session(stores[0], session)
     tasks, per_task = 12, 15
 
     async def append_many(store: SqlStore, task: int) -> None:
         for i in range(per_task):
             if i % 5 == 0:  # some records come with a state change in the same transaction
-                await store.update_session(
+                await update_session(
+                    store,
                     session.id,
                     SessionChanges(purpose=f"{task}-{i}"),
                     f"agent{task}",
@@ -228,7 +237,7 @@ async def test_records_are_keyed_version_2_and_name_the_row_they_changed(
     store: SqlStore,
 ) -> None:
     session = make_session()
-    await store.create_session(session, audit=audited("session.created"))
+    await create_session(store, session, audit=audited("session.created"))
     message, _ = await store.add_message(
         new_message(session.id, "héllo", metadata={"b": [1, 2.5], "a": None}),
         at(1),
@@ -262,8 +271,9 @@ async def test_a_store_without_the_key_cannot_append_records(database_url: str) 
 
 async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session, audit=audited("session.created"))
-    await store.update_session(
+    await create_session(store, session, audit=audited("session.created"))
+    await update_session(
+        store,
         session.id,
         SessionChanges(purpose="renamed", metadata={"n": 1}),
         "alice",
@@ -286,8 +296,8 @@ async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: Sql
     )
     await store.delete_memory("alice", "", "gone", at(7), audit=audited("memory.deleted", 7))
     other = make_session("bob")
-    await store.create_session(other, audit=audited("session.created", 8))
-    await store.archive_inactive_sessions(at(100), at(200))
+    await create_session(store, other, audit=audited("session.created", 8))
+    await archive_inactive_sessions(store, at(100), at(200))
 
     report = await verify(store, 300)
     assert report.intact, report.breaks
@@ -302,7 +312,7 @@ async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: Sql
 
 async def test_an_edited_row_differs_from_its_last_record(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session, audit=audited("session.created"))
+    await create_session(store, session, audit=audited("session.created"))
     message, _ = await store.add_message(new_message(session.id), at(1), audit=audited("m"))
     await store.set_memory(MemoryWrite("alice", "", "k", 1), at(2), audit=audited("memory.set"))
     with store.engine.begin() as conn:
@@ -340,7 +350,7 @@ async def test_verification_reads_one_snapshot_while_others_write(
 ) -> None:
     writer, checker = open_store(), open_store()
     session = make_session()
-    await writer.create_session(session, audit=audited("session.created"))
+    await create_session(writer, session, audit=audited("session.created"))
     reports: list[ChainReport] = []
 
     async def write() -> None:

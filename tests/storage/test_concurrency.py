@@ -7,8 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-from tests.storage.factories import T0, at, list_messages, make_session, new_message, post
-from tests.storage.processes import run_together
 
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.events import EventKind
@@ -17,6 +15,16 @@ from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore
+from tests.storage.factories import (
+    T0,
+    at,
+    create_session,
+    list_messages,
+    make_session,
+    new_message,
+    post,
+)
+from tests.storage.processes import run_together
 
 WRITES_PER_STORE = 60
 
@@ -34,7 +42,7 @@ async def test_two_stores_writing_at_once_lose_nothing_and_agree_on_order(
 ) -> None:
     first, second = open_store(), open_store()
     session = make_session()
-    await first.create_session(session)
+    await create_session(first, session)
     written: dict[str, list[Message]] = {"a": [], "b": [], "c": [], "d": []}
 
     async with anyio.create_task_group() as tg:
@@ -94,7 +102,7 @@ async def test_separate_processes_writing_one_sqlite_file_lose_nothing(tmp_path:
     try:
         migrate.upgrade(store.engine)
         session = make_session(now=T0)
-        await store.create_session(session)
+        await create_session(store, session)
         count = 40
         senders = ["p1", "p2", "p3"]
         argv = [[url, session.id, sender, str(count)] for sender in senders]

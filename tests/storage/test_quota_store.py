@@ -11,15 +11,20 @@ import anyio
 import pytest
 import sqlalchemy as sa
 
-from shared_context_server.domain.models import SessionStatus
-from shared_context_server.domain.quotas import MemoryQuota, Quota
+from shared_context_server.clock import FakeClock
+from shared_context_server.domain.limits import Limits
+from shared_context_server.domain.models import Permission, SessionStatus
+from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.quotas import MemoryQuota, Quota, Quotas
 from shared_context_server.errors import LimitExceededError
+from shared_context_server.events.bus import InProcessBus
+from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MemoryWrite, SessionChanges
+from shared_context_server.storage.store import MemoryWrite
 from shared_context_server.storage.tables import UtcDateTime, agent_usage
-from tests.storage.factories import T0, at, make_session
+from tests.storage.factories import T0, at
 
 
 def _write(key: str, size: int, expires_at: datetime | None = None) -> MemoryWrite:
@@ -83,15 +88,21 @@ async def test_expired_entries_the_sweep_has_not_removed_do_not_count(store: Sql
 
 
 async def test_open_sessions_are_counted_inside_the_creating_transaction(store: SqlStore) -> None:
-    quota = Quota("sessions_per_agent", "alice", 2)
-    first, _ = await store.create_session(make_session(), quota=quota)
-    await store.create_session(make_session(status=SessionStatus.COMPLETED), quota=quota)
-    await store.create_session(make_session("bob"), quota=quota)  # bob's are not alice's
+    # The session service's own use cases, on this database: the count is its quota check.
+    sessions = SessionService(
+        store, InProcessBus(), FakeClock(T0), Limits(), Quotas(sessions_per_agent=2)
+    )
+    alice = Principal("alice", "claude", frozenset({Permission.READ, Permission.WRITE}))
+    bob = Principal("bob", "claude", alice.permissions)
+    first = await sessions.create(alice, "one")
+    done = await sessions.create(alice, "two")
+    await sessions.update(alice, done.id, status=SessionStatus.COMPLETED)
+    await sessions.create(bob, "bob's are not alice's")
     with pytest.raises(LimitExceededError) as refused:
-        await store.create_session(make_session(), quota=quota)
+        await sessions.create(alice, "three")
     assert refused.value.details == {"quota": "sessions_per_agent", "limit": 2, "current": 2}
-    await store.update_session(first.id, SessionChanges(SessionStatus.ARCHIVED), "alice", T0)
-    await store.create_session(make_session(), quota=quota)
+    await sessions.update(alice, first.id, status=SessionStatus.ARCHIVED)
+    await sessions.create(alice, "three")
 
 
 async def test_migration_0005_totals_the_memory_already_stored(empty_database_url: str) -> None:

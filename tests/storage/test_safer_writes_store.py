@@ -5,20 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.storage.factories import change_visibility, get_message, post
 
 from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import NewMessage, Session, SessionStatus, Visibility
 from shared_context_server.errors import ConflictError
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import MemoryWrite
+from tests.storage.factories import change_visibility, create_session, get_message, post
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 async def _session(store: SqlStore) -> str:
     session = Session("s-1", "p", "alice", SessionStatus.ACTIVE, {}, T0, T0, T0)
-    await store.create_session(session)
+    await create_session(store, session)
     return session.id
 
 

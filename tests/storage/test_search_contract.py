@@ -4,13 +4,13 @@ metadata, and an index that follows every insert and delete."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from tests.storage.factories import T0, make_session, new_message, post
 
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import Visibility
 from shared_context_server.storage.repositories.search import QueryWord, TextSearch
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.tables import messages
+from tests.storage.factories import T0, create_session, make_session, new_message, post
 
 ALICE = ReadScope("alice", "claude", admin=False)
 
@@ -28,7 +28,7 @@ async def _terms(store: SqlStore, session_id: str, prefixes: list[str], limit: i
 
 
 async def _session_with(store: SqlStore, *contents: str) -> str:
-    session, _ = await store.create_session(make_session())
+    session, _ = await create_session(store, make_session())
     for content in contents:
         await post(store, new_message(session.id, content), T0)
     return session.id
@@ -61,7 +61,7 @@ async def test_every_word_or_any_word_newest_first_within_the_session(
 
 
 async def test_only_what_the_scope_may_see_is_found(store: SqlStore) -> None:
-    session, _ = await store.create_session(make_session())
+    session, _ = await create_session(store, make_session())
     for sender, sender_type, visibility in [
         ("alice", "claude", Visibility.PRIVATE),
         ("bob", "claude", Visibility.PRIVATE),
@@ -89,7 +89,7 @@ async def test_only_what_the_scope_may_see_is_found(store: SqlStore) -> None:
 
 
 async def test_metadata_is_matched_only_when_included(store: SqlStore) -> None:
-    session, _ = await store.create_session(make_session())
+    session, _ = await create_session(store, make_session())
     tagged = new_message(session.id, "see attached", metadata={"ticket": "flamingo-4711"})
     await post(store, tagged, T0)
     assert await _found(store, session.id, words=["flamingo"]) == ["see attached"]

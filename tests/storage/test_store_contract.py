@@ -7,15 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.storage.factories import (
-    T0,
-    at,
-    get_message,
-    list_messages,
-    make_session,
-    new_message,
-    post,
-)
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.audit import system_audit
@@ -34,13 +25,26 @@ from shared_context_server.errors import (
     SessionNotFoundError,
 )
 from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.store import (
     MemoryWrite,
-    SessionChanges,
-    SessionQuery,
 )
 from shared_context_server.storage.tables import GLOBAL_SCOPE
+from tests.storage.factories import (
+    T0,
+    archive_inactive_sessions,
+    at,
+    create_session,
+    get_message,
+    get_session,
+    list_messages,
+    list_sessions,
+    make_session,
+    new_message,
+    post,
+    update_session,
+)
 
 EVERYONE = ReadScope("alice", "claude", admin=True)
 READ = frozenset({Permission.READ})
@@ -59,9 +63,9 @@ async def _ids(store: SqlStore, session_id: str, **query: Any) -> list[int]:
 
 async def test_a_created_session_reads_back_equal(store: SqlStore) -> None:
     session = make_session(metadata={"repo": "x", "nested": {"n": [1, 2.5, None, True]}})
-    created, _ = await store.create_session(session)
+    created, _ = await create_session(store, session)
     assert created == session
-    fetched = await store.get_session(session.id)
+    fetched = await get_session(store, session.id)
     assert fetched == session
     assert fetched is not None
     assert fetched.created_at.tzinfo is not None
@@ -70,7 +74,7 @@ async def test_a_created_session_reads_back_equal(store: SqlStore) -> None:
 
 async def test_creating_a_session_writes_a_session_created_event(store: SqlStore) -> None:
     session = make_session("bob")
-    _, event = await store.create_session(session)
+    _, event = await create_session(store, session)
     assert event.kind is EventKind.SESSION_CREATED
     assert (event.session_id, event.agent_id, event.origin) == (session.id, "bob", store.origin)
     assert event.message_id is None
@@ -79,32 +83,32 @@ async def test_creating_a_session_writes_a_session_created_event(store: SqlStore
 
 
 async def test_an_unknown_session_is_none(store: SqlStore) -> None:
-    assert await store.get_session("session_missing") is None
+    assert await get_session(store, "session_missing") is None
 
 
 async def test_a_duplicate_session_id_is_refused_without_a_feed_row(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     with pytest.raises(ConflictError):
-        await store.create_session(session)
+        await create_session(store, session)
     assert len(await store.read_feed(0, 10)) == 1
 
 
 async def test_sessions_are_listed_by_status(store: SqlStore) -> None:
     active = make_session()
     done = make_session(status=SessionStatus.COMPLETED)
-    await store.create_session(active)
-    await store.create_session(done)
-    listed = await store.list_sessions(SessionQuery(status=SessionStatus.COMPLETED))
+    await create_session(store, active)
+    await create_session(store, done)
+    listed = await list_sessions(store, SessionQuery(status=SessionStatus.COMPLETED))
     assert [s.id for s in listed] == [done.id]
-    assert {s.id for s in await store.list_sessions(SessionQuery())} == {active.id, done.id}
+    assert {s.id for s in await list_sessions(store, SessionQuery())} == {active.id, done.id}
 
 
 async def test_sessions_are_listed_by_creator(store: SqlStore) -> None:
     mine = make_session("alice")
-    await store.create_session(mine)
-    await store.create_session(make_session("bob"))
-    listed = await store.list_sessions(SessionQuery(created_by="alice"))
+    await create_session(store, mine)
+    await create_session(store, make_session("bob"))
+    listed = await list_sessions(store, SessionQuery(created_by="alice"))
     assert [s.id for s in listed] == [mine.id]
 
 
@@ -115,31 +119,31 @@ async def test_sessions_involving_an_agent_are_those_it_created_or_posted_in(
     posted_in = make_session("bob")
     untouched = make_session("bob")
     for session in (created, posted_in, untouched):
-        await store.create_session(session)
+        await create_session(store, session)
     await post(store, new_message(posted_in.id, sender="alice"), at(1))
     await post(store, new_message(posted_in.id, sender="alice"), at(2))
     await post(store, new_message(untouched.id, sender="bob"), at(3))
-    listed = await store.list_sessions(SessionQuery(involving="alice"))
+    listed = await list_sessions(store, SessionQuery(involving="alice"))
     assert sorted(s.id for s in listed) == sorted([created.id, posted_in.id])
 
 
 async def test_sessions_are_listed_most_recently_active_first_and_paged(store: SqlStore) -> None:
     sessions = [make_session(now=at(i)) for i in range(5)]
     for session in sessions:
-        await store.create_session(session)
+        await create_session(store, session)
     # Activity in the oldest session makes it the most recent.
     await post(store, new_message(sessions[0].id), at(100))
     expected = [sessions[0].id] + [s.id for s in reversed(sessions[1:])]
-    assert [s.id for s in await store.list_sessions(SessionQuery())] == expected
-    page = await store.list_sessions(SessionQuery(limit=2, offset=1))
+    assert [s.id for s in await list_sessions(store, SessionQuery())] == expected
+    page = await list_sessions(store, SessionQuery(limit=2, offset=1))
     assert [s.id for s in page] == expected[1:3]
 
 
 async def test_updating_a_session_changes_only_the_given_fields(store: SqlStore) -> None:
     session = make_session(purpose="old", metadata={"a": 1})
-    await store.create_session(session)
-    updated, event = await store.update_session(
-        session.id, SessionChanges(status=SessionStatus.COMPLETED), "bob", at(10)
+    await create_session(store, session)
+    updated, event = await update_session(
+        store, session.id, SessionChanges(status=SessionStatus.COMPLETED), "bob", at(10)
     )
     assert updated.status is SessionStatus.COMPLETED
     assert (updated.purpose, updated.metadata) == ("old", {"a": 1})
@@ -150,20 +154,20 @@ async def test_updating_a_session_changes_only_the_given_fields(store: SqlStore)
         session.id,
         "bob",
     )
-    updated, _ = await store.update_session(
-        session.id, SessionChanges(purpose="new", metadata={"b": [2]}), "bob", at(20)
+    updated, _ = await update_session(
+        store, session.id, SessionChanges(purpose="new", metadata={"b": [2]}), "bob", at(20)
     )
     assert (updated.status, updated.purpose, updated.metadata) == (
         SessionStatus.COMPLETED,
         "new",
         {"b": [2]},
     )
-    assert await store.get_session(session.id) == updated
+    assert await get_session(store, session.id) == updated
 
 
 async def test_updating_an_unknown_session_fails_and_writes_no_feed_row(store: SqlStore) -> None:
     with pytest.raises(SessionNotFoundError):
-        await store.update_session("session_missing", SessionChanges(purpose="x"), "bob", T0)
+        await update_session(store, "session_missing", SessionChanges(purpose="x"), "bob", T0)
     assert await store.latest_feed_id() == 0
 
 
@@ -173,24 +177,24 @@ async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: Sq
     already = make_session(now=at(0), status=SessionStatus.ARCHIVED)
     fresh = make_session(now=at(0))
     for session in (stale, stale_completed, already, fresh):
-        await store.create_session(session)
+        await create_session(store, session)
     await post(store, new_message(fresh.id), at(500))
     before = await store.latest_feed_id()
 
-    events = await store.archive_inactive_sessions(before=at(100), now=at(1000))
+    events = await archive_inactive_sessions(store, before=at(100), now=at(1000))
 
     assert sorted(e.session_id for e in events) == sorted([stale.id, stale_completed.id])
     assert all(e.kind is EventKind.SESSION_UPDATED and e.agent_id == "system" for e in events)
     assert await store.read_feed(before, 10) == sorted(events, key=lambda e: e.id)
     for session in (stale, stale_completed):
-        archived = await store.get_session(session.id)
+        archived = await get_session(store, session.id)
         assert archived is not None
         assert archived.status is SessionStatus.ARCHIVED
         assert archived.updated_at == at(1000)
-    fresh_now = await store.get_session(fresh.id)
+    fresh_now = await get_session(store, fresh.id)
     assert fresh_now is not None
     assert fresh_now.status is SessionStatus.ACTIVE
-    assert await store.archive_inactive_sessions(before=at(100), now=at(2000)) == []
+    assert await archive_inactive_sessions(store, before=at(100), now=at(2000)) == []
 
 
 # messages -------------------------------------------------------------------------------
@@ -198,7 +202,7 @@ async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: Sq
 
 async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     new = new_message(
         session.id,
         "found it ünïcode ✓",
@@ -231,16 +235,16 @@ async def test_an_added_message_reads_back_equal(store: SqlStore) -> None:
 
 async def test_adding_a_message_marks_the_session_active(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     await post(store, new_message(session.id), at(42))
-    touched = await store.get_session(session.id)
+    touched = await get_session(store, session.id)
     assert touched is not None
     assert touched.last_activity_at == at(42)
 
 
 async def test_message_ids_grow_with_every_add(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     ids = [(await post(store, new_message(session.id), at(i)))[0].id for i in range(5)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 5
@@ -259,8 +263,8 @@ async def test_a_reply_to_a_message_of_another_session_is_refused_and_nothing_is
     store: SqlStore,
 ) -> None:
     here, there = make_session(), make_session()
-    await store.create_session(here)
-    await store.create_session(there)
+    await create_session(store, here)
+    await create_session(store, there)
     foreign, _ = await post(store, new_message(there.id), at(1))
     feed_before = await store.read(lambda tx: tx.feed.latest_id())
 
@@ -269,14 +273,14 @@ async def test_a_reply_to_a_message_of_another_session_is_refused_and_nothing_is
 
     assert await _ids(store, here.id) == []
     assert await store.read(lambda tx: tx.feed.latest_id()) == feed_before
-    untouched = await store.get_session(here.id)
+    untouched = await get_session(store, here.id)
     assert untouched is not None
     assert untouched.last_activity_at == T0  # the activity bump was rolled back too
 
 
 async def test_a_reply_to_a_missing_message_is_refused(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     with pytest.raises(InvalidParentError):
         await post(store, new_message(session.id, parent_message_id=999_999), at(1))
     assert await _ids(store, session.id) == []
@@ -284,7 +288,7 @@ async def test_a_reply_to_a_missing_message_is_refused(store: SqlStore) -> None:
 
 async def test_a_reply_in_the_same_session_keeps_its_parent(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     parent, _ = await post(store, new_message(session.id), at(1))
     reply, _ = await post(store, new_message(session.id, parent_message_id=parent.id), at(2))
     fetched = await get_message(store, reply.id)
@@ -300,8 +304,8 @@ async def test_an_unknown_message_is_none(store: SqlStore) -> None:
 async def populated(store: SqlStore) -> dict[str, Any]:
     """Two sessions; the first with messages of every sender, type and visibility."""
     session, other = make_session(), make_session()
-    await store.create_session(session)
-    await store.create_session(other)
+    await create_session(store, session)
+    await create_session(store, other)
     posted = []
     senders = [("alice", "claude"), ("bob", "claude"), ("carol", "gemini")]
     i = 0
@@ -443,7 +447,7 @@ async def test_session_memory_needs_an_existing_session(store: SqlStore) -> None
 
 async def test_global_and_session_memory_are_separate(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     await store.set_memory(_write(value="global"), T0)
     entry = await store.set_memory(_write(value="local", scope=session.id), T0)
     assert entry.session_id == session.id
@@ -493,7 +497,7 @@ async def test_expired_memory_is_invisible_from_the_moment_it_expires(store: Sql
 
 async def test_listing_memory_by_prefix_scope_and_limit(store: SqlStore) -> None:
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     for key in ("task.a", "task.b", "taskforce", "note.x", "ta%k", "ta_k"):
         await store.set_memory(_write(key), T0)
     await store.set_memory(_write("task.local", scope=session.id), T0)
@@ -611,11 +615,11 @@ async def test_an_empty_feed_starts_at_zero(store: SqlStore) -> None:
 
 async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore) -> None:
     session = make_session()
-    _, first = await store.create_session(session)
+    _, first = await create_session(store, session)
     events = [first]
     for i in range(4):
         events.append((await post(store, new_message(session.id), at(i)))[1])
-    _, last = await store.update_session(session.id, SessionChanges(purpose="p"), "alice", at(9))
+    _, last = await update_session(store, session.id, SessionChanges(purpose="p"), "alice", at(9))
     events.append(last)
 
     assert await store.latest_feed_id() == last.id
@@ -627,7 +631,7 @@ async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore)
 
 async def test_updates_are_feed_events_with_the_messages_they_added(store: SqlStore) -> None:
     session = make_session()
-    _, created = await store.create_session(session)
+    _, created = await create_session(store, session)
     one, added_one = await post(store, new_message(session.id, "one"), at(1))
     two, added_two = await post(store, new_message(session.id, "two"), at(2))
 
@@ -645,7 +649,7 @@ async def test_each_store_stamps_the_feed_with_its_own_origin(
     other: SqlStore = open_store()
     assert other.origin != store.origin
     session = make_session()
-    await store.create_session(session)
+    await create_session(store, session)
     await post(other, new_message(session.id), at(1))
     assert [e.origin for e in await store.read_feed(0, 10)] == [store.origin, other.origin]
     assert [e.origin for e in await other.read_feed(0, 10)] == [store.origin, other.origin]
@@ -658,8 +662,8 @@ async def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(
 
     local = datetime(2026, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     session = make_session(now=local)
-    await store.create_session(session)
-    fetched = await store.get_session(session.id)
+    await create_session(store, session)
+    fetched = await get_session(store, session.id)
     assert fetched is not None
     assert fetched.created_at == local
     assert fetched.created_at.utcoffset() == timedelta(0)

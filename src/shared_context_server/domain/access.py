@@ -129,6 +129,14 @@ def require_may_change_visibility(
         require(principal, Permission.ADMIN)
 
 
+def require_may_update_session(principal: Principal, session_creator: str, session_id: str) -> None:
+    """A session's purpose, metadata and status are its creator's (or an admin's) to change."""
+    if session_creator != principal.agent_id and not principal.is_admin:
+        raise PermissionDeniedError(
+            "only the session's creator or an admin may update it", session_id=session_id
+        )
+
+
 def require_memory_owner(principal: Principal, owner: str) -> None:
     """Memory belongs to one agent; nobody else reads or writes it, admins included."""
     if principal.agent_id != owner:

@@ -49,3 +49,16 @@ class PresenceTouch:
     window_start: datetime
     session_id: str | None = None
     status: PresenceStatus | None = None
+
+
+def seen_status(stored: AgentPresence | None, window_start: datetime) -> PresenceStatus:
+    """What others saw of an agent before it was seen again (offline if never seen)."""
+    return PresenceStatus.OFFLINE if stored is None else stored.status_at(window_start)
+
+
+def status_after(previous: PresenceStatus, registered: PresenceStatus | None) -> PresenceStatus:
+    """The status a sighting leaves: the one registered; else the one kept, or active for
+    an agent coming back from offline."""
+    if registered is not None:
+        return registered
+    return PresenceStatus.ACTIVE if previous is PresenceStatus.OFFLINE else previous

@@ -13,6 +13,8 @@ import anyio
 from shared_context_server.clock import Clock
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.memory import purge_expired
+from shared_context_server.services.sessions import archive_inactive_sessions
+from shared_context_server.services.unit_of_work import commit
 from shared_context_server.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,12 +45,13 @@ class MaintenanceService:
     async def sweep(self) -> SweepReport:
         now = self._clock.now()
         purged = await purge_expired(self._store, now)
-        events = await self._store.archive_inactive_sessions(now - self._archive_after, now)
-        for event in events:
-            self._bus.publish(event)
+        before = now - self._archive_after
+        archived = await commit(
+            self._store, self._bus, lambda tx: archive_inactive_sessions(tx, before, now)
+        )
         if self._anchor is not None:
             await self._anchor()  # after the sweep's own records
-        return SweepReport(purged, [event.session_id for event in events])
+        return SweepReport(purged, archived)
 
     async def run(self, interval: float) -> None:
         while True:

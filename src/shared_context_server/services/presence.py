@@ -14,20 +14,77 @@ from datetime import datetime, timedelta
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import require
-from shared_context_server.domain.audit import audit
+from shared_context_server.domain.audit import AuditEvent, audit
+from shared_context_server.domain.events import Change, EventKind
 from shared_context_server.domain.models import Permission
-from shared_context_server.domain.presence import AgentPresence, PresenceStatus, PresenceTouch
+from shared_context_server.domain.presence import (
+    NO_SESSION,
+    AgentPresence,
+    PresenceStatus,
+    PresenceTouch,
+    seen_status,
+    status_after,
+)
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import InvalidInputError
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.sessions import SessionService
+from shared_context_server.services.unit_of_work import commit
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Transaction
 
 logger = logging.getLogger(__name__)
 
 # Forget throttle entries beyond this many (oldest first), so memory stays bounded.
 MAX_REMEMBERED = 10_000
 MAX_LISTED = 500
+# A status change is told to at most this many of the agent's recent sessions.
+MAX_SESSIONS_TOLD = 20
+
+
+def record_presence(
+    tx: Transaction, touch: PresenceTouch, *, audit: AuditEvent | None = None
+) -> AgentPresence:
+    """A step of a unit of work: record that the agent was seen (in a session, if given
+    and it exists) and, if given, its status; the stored presence.
+
+    Records PRESENCE_CHANGED changes: one agent-level (session id ""), and one per recently
+    active session, when its visible status changed (offline agents coming back count);
+    and one for a session it newly became active in.
+    """
+    previous = seen_status(tx.presence.get(touch.agent_id), touch.window_start)
+    status = status_after(previous, touch.status)
+    presence = tx.presence.save(
+        touch.agent_id, touch.agent_type, status, touch.permissions, touch.now
+    )
+    told: set[str] = set()
+    changed = status is not previous
+    if changed:
+        told.update(
+            tx.presence.recent_sessions(touch.agent_id, touch.window_start, MAX_SESSIONS_TOLD)
+        )
+    joined = False
+    if touch.session_id is not None and tx.sessions.get(touch.session_id) is not None:
+        last = tx.presence.seen_in_session(
+            touch.session_id, touch.agent_id, touch.agent_type, touch.now
+        )
+        joined = last is None or last <= touch.window_start
+        if joined:
+            told.add(touch.session_id)
+    payload = {"status": status.value, "previous": previous.value, "agent_type": touch.agent_type}
+    for session_id in ([NO_SESSION] if changed else []) + sorted(told):
+        tx.changed(
+            Change(
+                EventKind.PRESENCE_CHANGED,
+                session_id,
+                touch.agent_id,
+                touch.now,
+                payload={**payload, "joined": joined and session_id == touch.session_id},
+            )
+        )
+    if audit is not None:
+        tx.audited(audit)
+    return presence
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +167,20 @@ class PresenceService:
         self._remember(keys, now)
         try:
             # Only the session is due: a read spares a write for a session that is not there.
-            if agent_fresh and session_id and await self._store.get_session(session_id) is None:
+            if agent_fresh and session_id and not await self._exists(session_id):
                 return
-            _, events = await self._store.touch_presence(
-                self._touch(principal, now, session_id, None)
-            )
+            touch = self._touch(principal, now, session_id, None)
+            done = await self._store.write(lambda tx: record_presence(tx, touch))
         except Exception:
             logger.warning("presence not recorded for %s", principal.agent_id, exc_info=True)
             for key in keys:
                 self._touched.pop(key, None)
             return
-        for event in events:
+        for event in done.events:
             self._bus.publish(event)
+
+    async def _exists(self, session_id: str) -> bool:
+        return await self._store.read(lambda tx: tx.sessions.get(session_id)) is not None
 
     async def register(self, principal: Principal, status: PresenceStatus) -> AgentPresence:
         """Set the caller's status (active, busy or idle); audited, and told to others."""
@@ -129,19 +188,14 @@ class PresenceService:
         if status is PresenceStatus.OFFLINE:
             raise InvalidInputError("status must be active, busy or idle", field="status")
         now = self._clock.now()
-        presence, events = await self._store.touch_presence(
-            self._touch(principal, now, None, status),
-            audit=audit(
-                principal,
-                "presence.registered",
-                now,
-                target=principal.agent_id,
-                status=status.value,
-            ),
+        touch = self._touch(principal, now, None, status)
+        event = audit(
+            principal, "presence.registered", now, target=principal.agent_id, status=status.value
+        )
+        presence = await commit(
+            self._store, self._bus, lambda tx: record_presence(tx, touch, audit=event)
         )
         self._remember([(principal.agent_id, "")], now)
-        for event in events:
-            self._bus.publish(event)
         return presence
 
     def view(self, principal: Principal, presence: AgentPresence, now: datetime) -> AgentSeen:
@@ -167,10 +221,13 @@ class PresenceService:
         if session_id is not None:
             await self._sessions.find(session_id, principal)
         now = self._clock.now()
-        found = await self._store.list_presence(
-            now - self.window,
-            session_id=session_id,
-            include_offline=include_offline,
-            limit=MAX_LISTED,
+        window_start = now - self.window
+        found = await self._store.read(
+            lambda tx: tx.presence.list(
+                window_start,
+                session_id=session_id,
+                include_offline=include_offline,
+                limit=MAX_LISTED,
+            )
         )
         return [self.view(principal, presence, now) for presence in found]

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.domain.access import require, require_session
-from shared_context_server.domain.audit import audit
+from shared_context_server.domain.access import (
+    require,
+    require_may_update_session,
+    require_session,
+)
+from shared_context_server.domain.audit import SYSTEM_AGENT, AuditEvent, audit, system_audit
+from shared_context_server.domain.events import Change, EventKind
 from shared_context_server.domain.limits import Limits, check_metadata, check_page, check_text
+from shared_context_server.domain.locks import require_not_locked_out
 from shared_context_server.domain.models import Permission, Session, SessionStatus
 from shared_context_server.domain.principal import Principal
 from shared_context_server.domain.quotas import Quota, Quotas
@@ -19,7 +26,68 @@ from shared_context_server.errors import (
     SessionNotFoundError,
 )
 from shared_context_server.events.bus import EventBus
-from shared_context_server.storage.store import SessionChanges, SessionQuery, Store
+from shared_context_server.services.unit_of_work import commit
+from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
+from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Transaction
+
+# Steps of a unit of work (run inside ``store.write``); the service's use cases and the
+# maintenance sweep run them, as do the storage tests.
+
+
+def create_session(
+    tx: Transaction,
+    session: Session,
+    *,
+    audit: AuditEvent | None = None,
+    quota: Quota | None = None,
+) -> Session:
+    """Store a new session; ``quota`` is checked against its creator's sessions that are
+    not archived, inside the transaction."""
+    if quota is not None:
+        quota.check(tx.sessions.count_open(session.created_by))
+    row = tx.sessions.insert(session)
+    tx.changed(
+        Change(EventKind.SESSION_CREATED, session.id, session.created_by, session.created_at)
+    )
+    if audit is not None:
+        tx.audited(audit.of_row("session", session.id, row))
+    return session
+
+
+def update_session(
+    tx: Transaction,
+    session_id: str,
+    changes: SessionChanges,
+    agent_id: str,
+    now: datetime,
+    *,
+    audit: AuditEvent | None = None,
+) -> Session:
+    """Apply ``changes`` for ``agent_id``; refused while another agent holds an exclusive
+    lock on the session."""
+    updated = tx.sessions.update(session_id, changes, now)
+    if updated is None:
+        raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+    # After the UPDATE, which holds the session row: no exclusive grant can slip in.
+    require_not_locked_out(tx.locks.exclusive_holder(session_id, agent_id, now), session_id)
+    session, row = updated
+    tx.changed(Change(EventKind.SESSION_UPDATED, session_id, agent_id, now))
+    if audit is not None:
+        tx.audited(audit.of_row("session", session_id, row))
+    return session
+
+
+def archive_inactive_sessions(tx: Transaction, before: datetime, now: datetime) -> list[str]:
+    """Archive the sessions nobody touched since ``before``; their ids."""
+    archived = []
+    for row in tx.sessions.archive_inactive(before, now):
+        session_id = str(row["id"])
+        tx.changed(Change(EventKind.SESSION_UPDATED, session_id, SYSTEM_AGENT, now))
+        done = system_audit("session.archived", now, session_id=session_id)
+        tx.audited(done.of_row("session", session_id, row))
+        archived.append(session_id)
+    return archived
 
 
 def new_session_id() -> str:
@@ -70,22 +138,20 @@ class SessionService:
             updated_at=now,
             last_activity_at=now,
         )
-        session, event = await self._store.create_session(
-            session,
-            audit=audit(
-                principal, "session.created", now, session_id=session.id, target=session.id
-            ),
-            quota=Quota("sessions_per_agent", principal.agent_id, self._quotas.sessions_per_agent),
+        created = audit(principal, "session.created", now, session_id=session.id, target=session.id)
+        quota = Quota("sessions_per_agent", principal.agent_id, self._quotas.sessions_per_agent)
+        return await commit(
+            self._store,
+            self._bus,
+            lambda tx: create_session(tx, session, audit=created, quota=quota),
         )
-        self._bus.publish(event)
-        return session
 
     async def find(self, session_id: str, principal: Principal | None = None) -> Session:
         """The session, or SESSION_NOT_FOUND. Callers check permissions first; with
         ``principal``, a token limited to another session is refused too."""
         if principal is not None:
             require_session(principal, session_id)
-        session = await self._store.get_session(session_id)
+        session = await self._store.read(lambda tx: tx.sessions.get(session_id))
         if session is None:
             raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
         return session
@@ -116,7 +182,7 @@ class SessionService:
             only=principal.session_id,
             id_prefix=check_text(id_prefix, "id_prefix") if id_prefix else None,
         )
-        return await self._store.list_sessions(query)
+        return await self._store.read(lambda tx: tx.sessions.list(query))
 
     async def update(
         self,
@@ -128,38 +194,35 @@ class SessionService:
         metadata: dict[str, Any] | None = None,
     ) -> Session:
         require(principal, Permission.WRITE)
-        session = await self.find(session_id, principal)
-        if session.created_by != principal.agent_id and not principal.is_admin:
-            raise PermissionDeniedError(
-                "only the session's creator or an admin may update it", session_id=session_id
-            )
-        if status is None and purpose is None and metadata is None:
-            raise InvalidInputError("nothing to update: give status, purpose or metadata")
-        changes = SessionChanges(
-            status=status,
-            purpose=self._check_purpose(purpose) if purpose is not None else None,
-            metadata=check_metadata(self._limits, metadata) if metadata is not None else None,
-        )
+        require_session(principal, session_id)
         now = self._clock.now()
         changed = {
             name: value
             for name, value in (("status", status), ("purpose", purpose), ("metadata", metadata))
             if value is not None
         }
-        updated, event = await self._store.update_session(
-            session_id,
-            changes,
-            principal.agent_id,
+        event = audit(
+            principal,
+            "session.updated",
             now,
-            audit=audit(
-                principal,
-                "session.updated",
-                now,
-                session_id=session_id,
-                target=session_id,
-                changed=sorted(changed),
-                status=status.value if status else None,
-            ),
+            session_id=session_id,
+            target=session_id,
+            changed=sorted(changed),
+            status=status.value if status else None,
         )
-        self._bus.publish(event)
-        return updated
+
+        def update(tx: Transaction) -> Session:
+            session = tx.sessions.get(session_id)
+            if session is None:
+                raise SessionNotFoundError(f"no session {session_id!r}", session_id=session_id)
+            require_may_update_session(principal, session.created_by, session_id)
+            if not changed:
+                raise InvalidInputError("nothing to update: give status, purpose or metadata")
+            changes = SessionChanges(
+                status=status,
+                purpose=self._check_purpose(purpose) if purpose is not None else None,
+                metadata=check_metadata(self._limits, metadata) if metadata is not None else None,
+            )
+            return update_session(tx, session_id, changes, principal.agent_id, now, audit=event)
+
+        return await commit(self._store, self._bus, update)

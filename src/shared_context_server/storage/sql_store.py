@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from shared_context_server.storage.sql_base import visible_to
 from shared_context_server.storage.sql_identity import IdentityRows
-from shared_context_server.storage.sql_presence import PresenceRows
-from shared_context_server.storage.sql_sessions import SessionRows
 
 
 class SqlStore(
-    SessionRows,
     IdentityRows,
-    PresenceRows,
 ):
     pass
 

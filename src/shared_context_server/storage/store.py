@@ -9,45 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from shared_context_server.domain.access import IdentityOwner
 from shared_context_server.domain.audit import (
     AuditEvent,
 )
-from shared_context_server.domain.events import ChangeEvent
 from shared_context_server.domain.models import (
     ApiKey,
     Delegation,
     KeyBinding,
     Permission,
-    Session,
-    SessionStatus,
 )
-from shared_context_server.domain.presence import AgentPresence, PresenceTouch
-from shared_context_server.domain.quotas import Quota
 from shared_context_server.storage.unit_of_work import Committed, Snapshot, Transaction
-
-
-@dataclass(frozen=True, slots=True)
-class SessionQuery:
-    limit: int = 50
-    offset: int = 0
-    status: SessionStatus | None = None
-    created_by: str | None = None
-    # Sessions this agent created or posted in.
-    involving: str | None = None
-    # Only this session (a token limited to one session lists just that one).
-    only: str | None = None
-    # Only ids that start with this text, case-sensitively on every backend (completion).
-    id_prefix: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionChanges:
-    status: SessionStatus | None = None
-    purpose: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,30 +52,6 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-    # sessions
-    async def create_session(
-        self, session: Session, *, audit: AuditEvent | None = None, quota: Quota | None = None
-    ) -> tuple[Session, ChangeEvent]:
-        """``quota``: checked against the creator's sessions that are not archived, inside
-        the transaction."""
-        ...
-
-    async def get_session(self, session_id: str) -> Session | None: ...
-    async def list_sessions(self, query: SessionQuery) -> list[Session]: ...
-    async def update_session(
-        self,
-        session_id: str,
-        changes: SessionChanges,
-        agent_id: str,
-        now: datetime,
-        *,
-        audit: AuditEvent | None = None,
-    ) -> tuple[Session, ChangeEvent]: ...
-    async def archive_inactive_sessions(
-        self, before: datetime, now: datetime
-    ) -> list[ChangeEvent]: ...
-
 
     # identity
     async def create_api_key(
@@ -144,16 +94,3 @@ class Store(Protocol):
         it is what this store's own last commit left; None when the backend has none
         (then readers of the feed poll it)."""
         ...
-
-    # presence
-    async def touch_presence(
-        self, touch: PresenceTouch, *, audit: AuditEvent | None = None
-    ) -> tuple[AgentPresence, list[ChangeEvent]]: ...
-    async def list_presence(
-        self,
-        window_start: datetime,
-        *,
-        session_id: str | None = None,
-        include_offline: bool = False,
-        limit: int = 500,
-    ) -> list[AgentPresence]: ...
