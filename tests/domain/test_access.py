@@ -28,6 +28,7 @@ from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.sql_store import SqlStore, visible_to
 from shared_context_server.storage.tables import messages
+from tests.conftest import BACKENDS
 from tests.storage.factories import (
     at,
     create_session,
@@ -51,10 +52,15 @@ READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
 
 
-@pytest.fixture
-async def every_kind_of_message(tmp_path: Path) -> AsyncIterator[tuple[SqlStore, list[Message]]]:
-    """A real SQLite database with a message for every sender, sender_type and visibility."""
-    store = SqlStore(create_engine(f"sqlite:///{tmp_path / 'access.db'}"))
+@pytest.fixture(params=BACKENDS)
+async def every_kind_of_message(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[SqlStore, list[Message]]]:
+    """A real database of each backend (a SQLite file, a fresh PostgreSQL schema) with a
+    message for every sender, sender_type and visibility."""
+    sqlite = f"sqlite:///{tmp_path / 'access.db'}"
+    url = sqlite if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    store = SqlStore(create_engine(url))
     migrate.upgrade(store.engine)
     session = make_session()
     await create_session(store, session)
