@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from shared_context_server.app import App
 from shared_context_server.domain.audit import AuditRecord, system_audit
 from shared_context_server.domain.models import Permission
+from shared_context_server.services.memory import purge_expired
 from shared_context_server.storage.tables import (
     agent_memory,
     api_keys,
@@ -337,7 +338,8 @@ async def test_a_token_revoked_twice_records_one_digest_and_the_sweep_keeps_the_
     ]
     # expired revocations are swept without a record each; the trail stays intact
     await app.store.revoke_token("jti-expired", now - timedelta(seconds=1))
-    await app.store.purge_expired_memory(app.clock.now())
+    swept = app.clock.now()
+    await app.store.write(lambda tx: purge_expired(tx, swept))
     assert not await app.store.is_token_revoked("jti-expired")
     assert await app.store.is_token_revoked("jti-twice")
     report = await tool_report(app)

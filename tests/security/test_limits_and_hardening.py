@@ -19,6 +19,7 @@ from shared_context_server.app import App, running_app
 from shared_context_server.clock import FakeClock
 from shared_context_server.config import QuotaSettings, Settings, settings_problem
 from shared_context_server.domain.principal import Principal
+from shared_context_server.storage.repositories.memory import MemoryQuery
 from tests.conftest import ADMIN, READ_WRITE, make_settings
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 
@@ -89,7 +90,8 @@ async def test_an_agent_holds_at_most_its_quota_of_memory_bytes(quota_app: App) 
             100,
             90,
         )
-    entries = await quota_app.store.list_memory("alice", None, "", quota_app.clock.now(), 10)
+    query, now = MemoryQuery("alice", limit=10), quota_app.clock.now()
+    entries = await quota_app.store.read(lambda tx: tx.memory.list(query, now))
     assert sorted(e.key for e in entries) == ["big", "more"]
 
 

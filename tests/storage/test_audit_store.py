@@ -30,9 +30,10 @@ from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import SessionNotFoundError
 from shared_context_server.services.audit import AuditService, verify_chain
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.repositories.sessions import SessionChanges
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MemoryWrite, Store
+from shared_context_server.storage.store import Store
 from shared_context_server.storage.tables import (
     agent_memory,
     audit_log,
@@ -48,6 +49,7 @@ from tests.storage.factories import (
     new_message,
     update_session,
 )
+from tests.storage.memory_work import delete_memory, purge_expired_memory, set_memory
 
 
 def event(
@@ -290,11 +292,11 @@ async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: Sql
         first.id, Visibility.PRIVATE, "alice", "oops", at(4), audit=audited("visibility", 4)
     )
     write = MemoryWrite("alice", session.id, "plan/step", {"v": [1, "two"]}, {"m": True})
-    await store.set_memory(write, at(5), audit=audited("memory.set", 5))
-    await store.set_memory(
-        MemoryWrite("alice", "", "gone", 1), at(6), audit=audited("memory.set", 6)
+    await set_memory(store, write, at(5), audit=audited("memory.set", 5))
+    await set_memory(
+        store, MemoryWrite("alice", "", "gone", 1), at(6), audit=audited("memory.set", 6)
     )
-    await store.delete_memory("alice", "", "gone", at(7), audit=audited("memory.deleted", 7))
+    await delete_memory(store, "alice", "", "gone", audit=audited("memory.deleted", 7))
     other = make_session("bob")
     await create_session(store, other, audit=audited("session.created", 8))
     await archive_inactive_sessions(store, at(100), at(200))
@@ -314,7 +316,7 @@ async def test_an_edited_row_differs_from_its_last_record(store: SqlStore) -> No
     session = make_session()
     await create_session(store, session, audit=audited("session.created"))
     message, _ = await store.add_message(new_message(session.id), at(1), audit=audited("m"))
-    await store.set_memory(MemoryWrite("alice", "", "k", 1), at(2), audit=audited("memory.set"))
+    await set_memory(store, MemoryWrite("alice", "", "k", 1), at(2), audit=audited("memory.set"))
     with store.engine.begin() as conn:
         conn.execute(sa.update(messages).values(content="forged"))
         conn.execute(sa.update(agent_memory).values(value=2))
@@ -331,9 +333,9 @@ async def test_expired_memory_may_vanish_without_a_record_but_nothing_else_may(
     store: SqlStore,
 ) -> None:
     expiring = MemoryWrite("alice", "", "short", 1, expires_at=at(60))
-    await store.set_memory(expiring, at(0), audit=audited("memory.set"))
-    await store.set_memory(MemoryWrite("alice", "", "kept", 1), at(0), audit=audited("memory.set"))
-    assert await store.purge_expired_memory(at(61)) == 1
+    await set_memory(store, expiring, at(0), audit=audited("memory.set"))
+    await set_memory(store, MemoryWrite("alice", "", "kept", 1), at(0), audit=audited("memory.set"))
+    assert await purge_expired_memory(store, at(61)) == 1
     assert (await verify(store, 61)).intact
     # the record says the entry expired at 60: before then it could not have been purged
     report = await verify(store, 30)

@@ -21,10 +21,11 @@ from shared_context_server.events.bus import InProcessBus
 from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
+from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MemoryWrite
 from shared_context_server.storage.tables import UtcDateTime, agent_usage
 from tests.storage.factories import T0, at
+from tests.storage.memory_work import delete_memory, get_memory, purge_expired_memory, set_memory
 
 
 def _write(key: str, size: int, expires_at: datetime | None = None) -> MemoryWrite:
@@ -51,39 +52,39 @@ async def _totals(store: SqlStore, agent_id: str = "alice") -> tuple[int, int]:
 async def test_memory_totals_follow_every_write_overwrite_delete_and_purge(
     store: SqlStore,
 ) -> None:
-    await store.set_memory(_write("a", 10), T0)
-    await store.set_memory(_write("b", 20, expires_at=at(60)), T0)
+    await set_memory(store, _write("a", 10), T0)
+    await set_memory(store, _write("b", 20, expires_at=at(60)), T0)
     assert await _totals(store) == (2, 30)
-    await store.set_memory(_write("a", 15), at(1))  # overwrite: bytes change, keys do not
+    await set_memory(store, _write("a", 15), at(1))  # overwrite: bytes change, keys do not
     assert await _totals(store) == (2, 35)
-    assert await store.delete_memory("alice", "", "a", at(2))
-    assert not await store.delete_memory("alice", "", "a", at(2))
+    assert await delete_memory(store, "alice", "", "a")
+    assert not await delete_memory(store, "alice", "", "a")
     assert await _totals(store) == (1, 20)
-    await store.set_memory(_write("b", 5), at(61))  # the expired entry gives way
+    await set_memory(store, _write("b", 5), at(61))  # the expired entry gives way
     assert await _totals(store) == (1, 5)
-    await store.set_memory(_write("c", 7, expires_at=at(100)), at(61))
-    assert await store.purge_expired_memory(at(101)) == 1
+    await set_memory(store, _write("c", 7, expires_at=at(100)), at(61))
+    assert await purge_expired_memory(store, at(101)) == 1
     assert await _totals(store) == (1, 5)
     assert await _totals(store, "bob") == (0, 0)
 
 
 async def test_a_memory_write_over_a_quota_changes_nothing(store: SqlStore) -> None:
-    await store.set_memory(_write("a", 60), T0, quota=_quota(size=100))
+    await set_memory(store, _write("a", 60), T0, quota=_quota(size=100))
     with pytest.raises(LimitExceededError) as refused:
-        await store.set_memory(_write("b", 50), T0, quota=_quota(size=100))
+        await set_memory(store, _write("b", 50), T0, quota=_quota(size=100))
     assert refused.value.details == {"quota": "memory_bytes_per_agent", "limit": 100, "current": 60}
     with pytest.raises(LimitExceededError):
-        await store.set_memory(_write("b", 1), T0, quota=_quota(keys=1))
+        await set_memory(store, _write("b", 1), T0, quota=_quota(keys=1))
     assert await _totals(store) == (1, 60)
-    assert await store.get_memory("alice", "", "b", T0) is None
+    assert await get_memory(store, "alice", "", "b", T0) is None
 
 
 async def test_expired_entries_the_sweep_has_not_removed_do_not_count(store: SqlStore) -> None:
-    await store.set_memory(_write("brief", 90, expires_at=at(10)), T0, quota=_quota(size=100))
+    await set_memory(store, _write("brief", 90, expires_at=at(10)), T0, quota=_quota(size=100))
     # The totals still hold the expired entry; the check counts exactly and lets this pass.
-    await store.set_memory(_write("next", 90), at(11), quota=_quota(size=100))
+    await set_memory(store, _write("next", 90), at(11), quota=_quota(size=100))
     with pytest.raises(LimitExceededError) as refused:
-        await store.set_memory(_write("more", 20), at(12), quota=_quota(size=100))
+        await set_memory(store, _write("more", 20), at(12), quota=_quota(size=100))
     assert refused.value.details["current"] == 90
 
 
@@ -149,7 +150,7 @@ async def test_concurrent_memory_writes_of_one_agent_never_overshoot_its_quota(
 
     async def write(n: int) -> None:
         try:
-            await stores[n % 4].set_memory(_write(f"k{n}", 1), T0, quota=_quota(keys=5))
+            await set_memory(stores[n % 4], _write(f"k{n}", 1), T0, quota=_quota(keys=5))
             outcomes.append(True)
         except LimitExceededError:
             outcomes.append(False)

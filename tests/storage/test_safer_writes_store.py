@@ -9,9 +9,10 @@ import pytest
 from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import NewMessage, Session, SessionStatus, Visibility
 from shared_context_server.errors import ConflictError
+from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import MemoryWrite
 from tests.storage.factories import change_visibility, create_session, get_message, post
+from tests.storage.memory_work import set_memory
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -46,21 +47,21 @@ async def test_a_replayed_message_is_the_first_one_and_has_no_event(store: SqlSt
 
 async def test_memory_versions_count_writes_and_guard_updates(store: SqlStore) -> None:
     write = MemoryWrite("alice", "", "k", 1)
-    assert (await store.set_memory(write, T0)).version == 1
-    assert (await store.set_memory(MemoryWrite("alice", "", "k", 2), T0)).version == 2
+    assert (await set_memory(store, write, T0)).version == 1
+    assert (await set_memory(store, MemoryWrite("alice", "", "k", 2), T0)).version == 2
     with pytest.raises(ConflictError):
-        await store.set_memory(MemoryWrite("alice", "", "k", 3, expected_version=1), T0)
-    guarded = await store.set_memory(MemoryWrite("alice", "", "k", 3, expected_version=2), T0)
+        await set_memory(store, MemoryWrite("alice", "", "k", 3, expected_version=1), T0)
+    guarded = await set_memory(store, MemoryWrite("alice", "", "k", 3, expected_version=2), T0)
     assert (guarded.value, guarded.version) == (3, 3)
-    fresh = await store.set_memory(MemoryWrite("alice", "", "new", 1, expected_version=0), T0)
+    fresh = await set_memory(store, MemoryWrite("alice", "", "new", 1, expected_version=0), T0)
     assert fresh.version == 1
 
 
 async def test_a_replayed_memory_write_returns_the_recorded_entry(store: SqlStore) -> None:
     write = MemoryWrite("alice", "", "k", {"a": 1}, idempotency_key="op")
-    first = await store.set_memory(write, T0)
-    await store.set_memory(MemoryWrite("alice", "", "k", "changed"), T0)
-    assert await store.set_memory(write, T0 + timedelta(minutes=1)) == first
+    first = await set_memory(store, write, T0)
+    await set_memory(store, MemoryWrite("alice", "", "k", "changed"), T0)
+    assert await set_memory(store, write, T0 + timedelta(minutes=1)) == first
 
 
 async def test_a_visibility_change_is_stored_and_fed(store: SqlStore) -> None:

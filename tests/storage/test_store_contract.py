@@ -11,6 +11,7 @@ import pytest
 from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.audit import system_audit
 from shared_context_server.domain.events import EventKind
+from shared_context_server.domain.memory import GLOBAL_SCOPE
 from shared_context_server.domain.models import (
     Delegation,
     KeyBinding,
@@ -24,13 +25,10 @@ from shared_context_server.errors import (
     KeyExistsError,
     SessionNotFoundError,
 )
+from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
 from shared_context_server.storage.sql_store import SqlStore
-from shared_context_server.storage.store import (
-    MemoryWrite,
-)
-from shared_context_server.storage.tables import GLOBAL_SCOPE
 from tests.storage.factories import (
     T0,
     archive_inactive_sessions,
@@ -44,6 +42,13 @@ from tests.storage.factories import (
     new_message,
     post,
     update_session,
+)
+from tests.storage.memory_work import (
+    delete_memory,
+    get_memory,
+    list_memory,
+    purge_expired_memory,
+    set_memory,
 )
 
 EVERYONE = ReadScope("alice", "claude", admin=True)
@@ -432,121 +437,121 @@ def _write(key: str = "k", value: Any = "v", **changes: Any) -> MemoryWrite:
     ids=["str", "int", "float", "bool", "null", "list", "object"],
 )
 async def test_any_json_value_is_kept_in_memory(store: SqlStore, value: Any) -> None:
-    entry = await store.set_memory(_write(value=value, metadata={"m": 1}), T0)
+    entry = await set_memory(store, _write(value=value, metadata={"m": 1}), T0)
     assert (entry.agent_id, entry.session_id, entry.key, entry.value) == ("alice", None, "k", value)
     assert entry.metadata == {"m": 1}
     assert entry.created_at == entry.updated_at == T0
     assert entry.expires_at is None
-    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(1)) == entry
+    assert await get_memory(store, "alice", GLOBAL_SCOPE, "k", at(1)) == entry
 
 
 async def test_session_memory_needs_an_existing_session(store: SqlStore) -> None:
     with pytest.raises(SessionNotFoundError):
-        await store.set_memory(_write(scope="session_missing"), T0)
+        await set_memory(store, _write(scope="session_missing"), T0)
 
 
 async def test_global_and_session_memory_are_separate(store: SqlStore) -> None:
     session = make_session()
     await create_session(store, session)
-    await store.set_memory(_write(value="global"), T0)
-    entry = await store.set_memory(_write(value="local", scope=session.id), T0)
+    await set_memory(store, _write(value="global"), T0)
+    entry = await set_memory(store, _write(value="local", scope=session.id), T0)
     assert entry.session_id == session.id
-    got_global = await store.get_memory("alice", GLOBAL_SCOPE, "k", T0)
-    got_local = await store.get_memory("alice", session.id, "k", T0)
+    got_global = await get_memory(store, "alice", GLOBAL_SCOPE, "k", T0)
+    got_local = await get_memory(store, "alice", session.id, "k", T0)
     assert got_global is not None
     assert got_local is not None
     assert (got_global.value, got_local.value) == ("global", "local")
 
 
 async def test_memory_belongs_to_its_agent(store: SqlStore) -> None:
-    await store.set_memory(_write(), T0)
-    assert await store.get_memory("bob", GLOBAL_SCOPE, "k", T0) is None
-    assert await store.list_memory("bob", None, "", T0, 100) == []
-    assert await store.delete_memory("bob", GLOBAL_SCOPE, "k", T0) is False
-    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", T0) is not None
+    await set_memory(store, _write(), T0)
+    assert await get_memory(store, "bob", GLOBAL_SCOPE, "k", T0) is None
+    assert await list_memory(store, "bob", None, "", T0, 100) == []
+    assert await delete_memory(store, "bob", GLOBAL_SCOPE, "k") is False
+    assert await get_memory(store, "alice", GLOBAL_SCOPE, "k", T0) is not None
 
 
 async def test_overwriting_memory_replaces_value_and_keeps_creation_time(store: SqlStore) -> None:
-    await store.set_memory(_write(value=1, metadata={"v": 1}, expires_at=at(10)), T0)
-    entry = await store.set_memory(_write(value=2, metadata={"v": 2}), at(5))
+    await set_memory(store, _write(value=1, metadata={"v": 1}, expires_at=at(10)), T0)
+    entry = await set_memory(store, _write(value=2, metadata={"v": 2}), at(5))
     assert (entry.value, entry.metadata, entry.expires_at) == (2, {"v": 2}, None)
     assert (entry.created_at, entry.updated_at) == (T0, at(5))
 
 
 async def test_writing_an_existing_key_without_overwrite_is_refused(store: SqlStore) -> None:
-    await store.set_memory(_write(value="first"), T0)
+    await set_memory(store, _write(value="first"), T0)
     with pytest.raises(KeyExistsError):
-        await store.set_memory(_write(value="second", overwrite=False), at(1))
-    entry = await store.get_memory("alice", GLOBAL_SCOPE, "k", at(1))
+        await set_memory(store, _write(value="second", overwrite=False), at(1))
+    entry = await get_memory(store, "alice", GLOBAL_SCOPE, "k", at(1))
     assert entry is not None
     assert entry.value == "first"
 
 
 async def test_an_expired_key_may_be_written_without_overwrite(store: SqlStore) -> None:
-    await store.set_memory(_write(value="old", expires_at=at(10)), T0)
-    entry = await store.set_memory(_write(value="new", overwrite=False), at(10))
+    await set_memory(store, _write(value="old", expires_at=at(10)), T0)
+    entry = await set_memory(store, _write(value="new", overwrite=False), at(10))
     assert (entry.value, entry.created_at, entry.expires_at) == ("new", at(10), None)
 
 
 async def test_expired_memory_is_invisible_from_the_moment_it_expires(store: SqlStore) -> None:
-    await store.set_memory(_write(expires_at=at(10)), T0)
-    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(9.999)) is not None
-    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", at(10)) is None
-    assert await store.list_memory("alice", None, "", at(10), 100) == []
+    await set_memory(store, _write(expires_at=at(10)), T0)
+    assert await get_memory(store, "alice", GLOBAL_SCOPE, "k", at(9.999)) is not None
+    assert await get_memory(store, "alice", GLOBAL_SCOPE, "k", at(10)) is None
+    assert await list_memory(store, "alice", None, "", at(10), 100) == []
 
 
 async def test_listing_memory_by_prefix_scope_and_limit(store: SqlStore) -> None:
     session = make_session()
     await create_session(store, session)
     for key in ("task.a", "task.b", "taskforce", "note.x", "ta%k", "ta_k"):
-        await store.set_memory(_write(key), T0)
-    await store.set_memory(_write("task.local", scope=session.id), T0)
-    await store.set_memory(_write("task.gone", expires_at=at(1)), T0)
+        await set_memory(store, _write(key), T0)
+    await set_memory(store, _write("task.local", scope=session.id), T0)
+    await set_memory(store, _write("task.gone", expires_at=at(1)), T0)
 
     def keys(entries: list[Any]) -> list[str]:
         return [e.key for e in entries]
 
-    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "task.", at(2), 100)) == [
+    assert keys(await list_memory(store, "alice", GLOBAL_SCOPE, "task.", at(2), 100)) == [
         "task.a",
         "task.b",
     ]
     # LIKE wildcards in the prefix are literal.
-    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "ta%", at(2), 100)) == ["ta%k"]
-    assert keys(await store.list_memory("alice", GLOBAL_SCOPE, "ta_", at(2), 100)) == ["ta_k"]
-    assert keys(await store.list_memory("alice", session.id, "", at(2), 100)) == ["task.local"]
+    assert keys(await list_memory(store, "alice", GLOBAL_SCOPE, "ta%", at(2), 100)) == ["ta%k"]
+    assert keys(await list_memory(store, "alice", GLOBAL_SCOPE, "ta_", at(2), 100)) == ["ta_k"]
+    assert keys(await list_memory(store, "alice", session.id, "", at(2), 100)) == ["task.local"]
     # All scopes: global first (scope ""), then by key.
-    everything = await store.list_memory("alice", None, "task", at(2), 100)
+    everything = await list_memory(store, "alice", None, "task", at(2), 100)
     assert [(e.session_id, e.key) for e in everything] == [
         (None, "task.a"),
         (None, "task.b"),
         (None, "taskforce"),
         (session.id, "task.local"),
     ]
-    assert keys(await store.list_memory("alice", None, "", at(2), 2)) == ["note.x", "ta%k"]
+    assert keys(await list_memory(store, "alice", None, "", at(2), 2)) == ["note.x", "ta%k"]
 
 
 async def test_deleting_memory_reports_whether_it_existed(store: SqlStore) -> None:
-    await store.set_memory(_write(), T0)
-    assert await store.delete_memory("alice", GLOBAL_SCOPE, "k", T0) is True
-    assert await store.get_memory("alice", GLOBAL_SCOPE, "k", T0) is None
-    assert await store.delete_memory("alice", GLOBAL_SCOPE, "k", T0) is False
+    await set_memory(store, _write(), T0)
+    assert await delete_memory(store, "alice", GLOBAL_SCOPE, "k") is True
+    assert await get_memory(store, "alice", GLOBAL_SCOPE, "k", T0) is None
+    assert await delete_memory(store, "alice", GLOBAL_SCOPE, "k") is False
 
 
 async def test_purging_removes_only_expired_memory_and_revocations(store: SqlStore) -> None:
-    await store.set_memory(_write("gone1", expires_at=at(5)), T0)
-    await store.set_memory(_write("gone2", expires_at=at(10)), T0)
-    await store.set_memory(_write("later", expires_at=at(100)), T0)
-    await store.set_memory(_write("forever"), T0)
+    await set_memory(store, _write("gone1", expires_at=at(5)), T0)
+    await set_memory(store, _write("gone2", expires_at=at(10)), T0)
+    await set_memory(store, _write("later", expires_at=at(100)), T0)
+    await set_memory(store, _write("forever"), T0)
     await store.revoke_token("old-jti", at(10))
     await store.revoke_token("new-jti", at(100))
 
-    assert await store.purge_expired_memory(at(10)) == 2
+    assert await purge_expired_memory(store, at(10)) == 2
 
-    remaining = await store.list_memory("alice", None, "", T0, 100)
+    remaining = await list_memory(store, "alice", None, "", T0, 100)
     assert sorted(e.key for e in remaining) == ["forever", "later"]
     assert await store.is_token_revoked("old-jti") is False
     assert await store.is_token_revoked("new-jti") is True
-    assert await store.purge_expired_memory(at(10)) == 0
+    assert await purge_expired_memory(store, at(10)) == 0
 
 
 # identity -------------------------------------------------------------------------------

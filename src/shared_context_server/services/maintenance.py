@@ -44,7 +44,7 @@ class MaintenanceService:
 
     async def sweep(self) -> SweepReport:
         now = self._clock.now()
-        purged = await purge_expired(self._store, now)
+        purged = (await self._store.write(lambda tx: purge_expired(tx, now))).value
         before = now - self._archive_after
         archived = await commit(
             self._store, self._bus, lambda tx: archive_inactive_sessions(tx, before, now)

@@ -121,7 +121,10 @@ class MemoryService:
         )
         event = audit(principal, "memory.set", now, session_id=session_id, target=key)
         quota = self._quota(principal.agent_id)
-        return (await self._store.write(lambda tx: _set(tx, write, now, event, quota))).value
+        written = await self._store.write(
+            lambda tx: set_entry(tx, write, now, audit=event, quota=quota)
+        )
+        return written.value
 
     async def get(
         self, principal: Principal, key: str, *, session_id: str | None = None
@@ -179,24 +182,26 @@ class MemoryService:
         now = self._clock.now()
         agent_id, scope = principal.agent_id, _scope(session_id, principal)
         event = audit(principal, "memory.deleted", now, session_id=session_id, target=key)
-
-        def delete(tx: Transaction) -> bool:
-            size = tx.memory.delete(agent_id, scope, key)
-            if size is None:
-                return False
-            tx.memory.add_to_totals(agent_id, released([(agent_id, size)])[agent_id])
-            tx.audited(event.of_row("memory", memory_entity_id(agent_id, scope, key), None))
-            return True
-
-        if not (await self._store.write(delete)).value:
+        deleted = await self._store.write(
+            lambda tx: delete_entry(tx, agent_id, scope, key, audit=event)
+        )
+        if not deleted.value:
             raise MemoryNotFoundError(f"no memory under {key!r}", key=key, session_id=session_id)
 
 
-def _set(
-    tx: Transaction, w: MemoryWrite, now: datetime, event: AuditEvent, quota: MemoryQuota
+# The units of work (run in store.write), for the service above and the maintenance sweep.
+
+
+def set_entry(
+    tx: Transaction,
+    w: MemoryWrite,
+    now: datetime,
+    *,
+    audit: AuditEvent | None = None,
+    quota: MemoryQuota | None = None,
 ) -> MemoryEntry:
-    """One write: a replay of an earlier call with its idempotency key, or the entry written
-    (counted into the agent's totals, within its quota) and audited."""
+    """One write: a replay of an earlier call with its idempotency key, or the entry
+    written, counted into the agent's totals (within ``quota``) and ``audit``ed."""
     request = _request(w)
     if w.idempotency_key is not None:
         found = tx.idempotency.find(w.agent_id, _SET, w.idempotency_key, now)
@@ -211,12 +216,13 @@ def _set(
     require_version(w.key, stored.version if stored else 0, w.expected_version)
     charge = MemoryCharge(w.value_bytes, stored.value_bytes if stored else None, expired)
     totals = tx.memory.add_to_totals(w.agent_id, charge.change())
-    try:
-        quota.check(charge.before(totals), w.value_bytes)
-    except LimitExceededError:
-        # Totals that say over may hold expired entries the sweep has not removed: count
-        # exactly. A refusal rolls the whole transaction back, totals included.
-        quota.check(charge.over(tx.memory.count_live(w.agent_id, now)), w.value_bytes)
+    if quota is not None:
+        try:
+            quota.check(charge.before(totals), w.value_bytes)
+        except LimitExceededError:
+            # Totals that say over may hold expired entries the sweep has not removed:
+            # count exactly. A refusal rolls the whole transaction back, totals included.
+            quota.check(charge.over(tx.memory.count_live(w.agent_id, now)), w.value_bytes)
     written = tx.memory.upsert(w, now) if w.overwrite else tx.memory.insert(w, now)
     if written is None:
         raise KeyExistsError(f"memory key {w.key!r} exists", key=w.key)
@@ -224,29 +230,39 @@ def _set(
     if w.idempotency_key is not None:
         remembered = Remembered(fingerprint(request), _entry_to_json(entry))
         tx.idempotency.remember(w.agent_id, _SET, w.idempotency_key, remembered, now)
-    # The event names the entry it left and, for verifying a row the expiry sweep removed
-    # without a record, the expiry it was given.
-    expires_at = None if entry.expires_at is None else entry.expires_at.isoformat()
-    sealed = replace(event, metadata={**event.metadata, "expires_at": expires_at})
-    tx.audited(sealed.of_row("memory", memory_entity_id(w.agent_id, w.scope, w.key), row))
+    if audit is not None:
+        # The event names the entry it left and, for verifying a row the expiry sweep
+        # removed without a record, the expiry it was given.
+        expires_at = None if entry.expires_at is None else entry.expires_at.isoformat()
+        sealed = replace(audit, metadata={**audit.metadata, "expires_at": expires_at})
+        tx.audited(sealed.of_row("memory", memory_entity_id(w.agent_id, w.scope, w.key), row))
     return entry
 
 
-async def purge_expired(store: Store, now: datetime) -> int:
+def delete_entry(
+    tx: Transaction, agent_id: str, scope: str, key: str, *, audit: AuditEvent | None = None
+) -> bool:
+    """Delete the entry (off the agent's totals); False if there was none."""
+    size = tx.memory.delete(agent_id, scope, key)
+    if size is None:
+        return False
+    tx.memory.add_to_totals(agent_id, released([(agent_id, size)])[agent_id])
+    if audit is not None:
+        tx.audited(audit.of_row("memory", memory_entity_id(agent_id, scope, key), None))
+    return True
+
+
+def purge_expired(tx: Transaction, now: datetime) -> int:
     """The maintenance sweep's: remove memory expired by ``now`` (off its agents' totals),
     and the revocations and idempotency keys that have expired; how many entries went."""
-
-    def purge(tx: Transaction) -> int:
-        removed = tx.memory.delete_expired(now)
-        for agent_id, change in released(removed).items():
-            tx.memory.add_to_totals(agent_id, change)
-        tx.identity.delete_expired_revocations(now)
-        tx.idempotency.delete_expired(now)
-        if removed:
-            tx.audited(system_audit("memory.purged", now, count=len(removed)))
-        return len(removed)
-
-    return (await store.write(purge)).value
+    removed = tx.memory.delete_expired(now)
+    for agent_id, change in released(removed).items():
+        tx.memory.add_to_totals(agent_id, change)
+    tx.identity.delete_expired_revocations(now)
+    tx.idempotency.delete_expired(now)
+    if removed:
+        tx.audited(system_audit("memory.purged", now, count=len(removed)))
+    return len(removed)
 
 
 def _request(w: MemoryWrite) -> dict[str, Any]:
