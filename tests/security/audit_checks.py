@@ -103,7 +103,7 @@ async def detected(
 
 
 async def chain_of(app: App) -> list[AuditRecord]:
-    return await app.store.audit_records(0, 10_000)
+    return await app.store.read(lambda tx: tx.audit.after(0, 10_000))
 
 
 Hasher = Callable[[int, AuditRecord, str], tuple[str, int]]

@@ -265,7 +265,7 @@ async def test_anchoring_keeps_the_old_anchor_when_the_chain_was_cut_and_regrown
     )
     await app.messages.add(BOB, history.session_id, "B started")
     await app.messages.add(BOB, history.session_id, "B still going")
-    head = await app.store.audit_head()
+    head = await app.store.read(lambda tx: tx.audit.head())
     assert head is not None
     assert head[0] > anchored.id
     with caplog.at_level(logging.INFO, logger="shared_context_server.services.audit"):

@@ -20,7 +20,7 @@ from tests.conftest import READ_WRITE
 from tests.e2e.conftest import http_client
 from tests.mcp.conftest import ok
 from tests.security.inprocess import ACCEPT, Served, bearer, serving
-from tests.security.test_http_abuse import MODERN, Counted, token
+from tests.security.test_http_abuse import MODERN, Audited, Counted, token
 
 META = {
     "io.modelcontextprotocol/protocolVersion": MODERN,
@@ -63,7 +63,7 @@ async def test_rotating_loopback_source_addresses_share_one_budget(
     backend_settings: Settings,
 ) -> None:
     async with serving(backend_settings, FakeClock(), auth_failures_per_minute=3) as served:
-        audits = Counted(served.app.store, "append_audit")
+        audits = Audited(served.app.store)
         statuses = []
         for i in range(2, 8):  # 127.0.0.2 ... 127.0.0.7, each from its own socket
             async with from_address(f"127.0.0.{i}") as http:

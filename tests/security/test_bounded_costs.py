@@ -14,15 +14,17 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
-from tests.mcp.conftest import connect_client, ok, token_for
 
 from shared_context_server.app import App
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message
+from shared_context_server.services import updates
 from shared_context_server.services.search import RECENT, TERM_BUDGET, TERMS_PER_WINDOW
 from shared_context_server.services.updates import SCAN_BUDGET
 from shared_context_server.storage.sql.search import SqlSearch
 from shared_context_server.storage.tables import change_feed, messages
+from shared_context_server.storage.unit_of_work import Snapshot
+from tests.mcp.conftest import connect_client, ok, token_for
 
 FLOOD = 5_000
 
@@ -59,17 +61,17 @@ async def test_a_reader_with_an_old_cursor_pages_the_feed_within_a_budget(
         await anyio.to_thread.run_sync(_flood_feed, app, theirs, FLOOD, app.clock.now())
         await ok(alice, "add_message", session_id=ours, content="the news")
     read: list[int] = []
-    original = app.store.read_updates
+    original = updates.read_updates
 
-    async def counted(
-        after_id: int, limit: int, keep: Any = None
+    def counted(
+        tx: Snapshot, after_id: int, limit: int, keep: Any = None
     ) -> tuple[list[ChangeEvent], list[Message]]:
-        events, added = await original(after_id, limit, keep)
+        events, added = original(tx, after_id, limit, keep)
         read[-1] += len(events)
         assert all(m.session_id == ours for m in added), "only wanted messages are read"
         return events, added
 
-    monkeypatch.setattr(app.store, "read_updates", counted)
+    monkeypatch.setattr(updates, "read_updates", counted)
     async with connect_client(app, token_for(app, "bob")) as bob:
         for session_id in (ours, None):
             cursor, news, calls = 0, [], 0

@@ -5,7 +5,7 @@ and calls are rate-limited, and a legitimate client of another identity keeps wo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -14,6 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from shared_context_server.clock import FakeClock
 from shared_context_server.config import Settings
+from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.principal import Principal
 from shared_context_server.mcp.auth_failures import address_key
 from tests.conftest import READ_WRITE
@@ -203,13 +204,38 @@ class Counted:
         setattr(store, name, counted)
 
 
+class Audited:
+    """The audit events of ``prefix`` that units of work on a store record, each as
+    ``(event,)`` (did an attempt write an audit record?)."""
+
+    def __init__(self, store: Any, prefix: str = "auth.") -> None:
+        self.calls: list[tuple[AuditEvent]] = []
+        inner = store.write
+
+        async def write(work: Callable[[Any], Any]) -> Any:
+            def spied(tx: Any) -> Any:
+                record = tx.audited
+
+                def audited(event: AuditEvent) -> None:
+                    if event.event_type.startswith(prefix):
+                        self.calls.append((event,))
+                    record(event)
+
+                tx.audited = audited
+                return work(tx)
+
+            return await inner(spied)
+
+        store.write = write
+
+
 async def test_failed_authentication_is_rate_limited_per_address(
     backend_settings: Settings,
 ) -> None:
     clock = FakeClock()
     async with serving(backend_settings, clock, auth_failures_per_minute=3) as served:
         store = served.app.store
-        lookups, audits = Counted(store, "find_api_key"), Counted(store, "append_audit")
+        lookups, audits = Counted(store, "find_api_key"), Audited(store)
         good = token(served, "alice")
         bad_key = "scs_" + "not-a-key-" * 4
         request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
@@ -256,7 +282,7 @@ async def test_failed_auth_token_arguments_count_and_are_audited(
 ) -> None:
     clock = FakeClock()
     async with serving(backend_settings, clock, auth_failures_per_minute=2) as served:
-        audits = Counted(served.app.store, "append_audit")
+        audits = Audited(served.app.store)
         async with http_client(served.url, mode=MODERN) as client:
             for _ in range(2):
                 error = await fails(client, "list_sessions", auth_token="bad.token.here")

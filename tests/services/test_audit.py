@@ -228,7 +228,7 @@ async def test_the_head_is_anchored_outside_the_database_and_never_moves_back(
     with caplog.at_level(logging.INFO, logger="shared_context_server.services.audit"):
         anchored = await app.audit.anchor_head()
     assert anchored is not None
-    head = await app.store.audit_head()
+    head = await app.store.read(lambda tx: tx.audit.head())
     assert head == (anchored.id, anchored.hash)
     assert _anchor_file(app) == {
         "id": anchored.id,
@@ -258,7 +258,7 @@ async def test_the_maintenance_sweep_anchors_the_head_after_its_own_records(
     clock.advance(8 * 24 * 3600)
     report = await app.maintenance.sweep()
     assert len(report.sessions_archived) == 1
-    head = await app.store.audit_head()
+    head = await app.store.read(lambda tx: tx.audit.head())
     assert head is not None
     assert (_anchor_file(app)["id"], _anchor_file(app)["hash"]) == head  # archive included
 

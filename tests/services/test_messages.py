@@ -185,7 +185,7 @@ async def test_context_gives_the_newest_messages_oldest_first(
     found = await app.messages.context(alice, session.id, limit=3)
     assert found.session.id == session.id
     assert [m.id for m in found.messages] == posted[3:]
-    assert found.feed_cursor == await app.store.latest_feed_id()
+    assert found.feed_cursor == await app.store.read(lambda tx: tx.feed.latest_id())
     older = await app.messages.context(alice, session.id, limit=3, offset=2)
     assert [m.id for m in older.messages] == posted[1:4]
 

@@ -19,10 +19,12 @@ from shared_context_server.domain.audit import (
     legacy_record_hash,
     system_audit,
 )
+from shared_context_server.services.audit import has_legacy_audit, reseal_legacy_audit
 from shared_context_server.storage.sql_store import SqlStore
 from shared_context_server.storage.tables import audit_log, messages, sessions
+from tests.storage.conftest import TEST_AUDIT_KEY as KEY
 from tests.storage.factories import at, make_session, message_row, session_row
-from tests.storage.test_audit_store import event, verify, whole_chain
+from tests.storage.test_audit_store import append, event, verify, whole_chain
 
 
 async def _write_legacy_chain(store: SqlStore, count: int) -> None:
@@ -57,12 +59,12 @@ async def test_an_intact_unkeyed_chain_is_resealed_and_its_rows_baselined(
     store: SqlStore,
 ) -> None:
     await _write_legacy_chain(store, 5)
-    assert await store.has_legacy_audit()
+    assert await has_legacy_audit(store)
     assert not (await verify(store)).intact  # unkeyed: not trusted as it is
-    done = await store.reseal_legacy_audit(at(10))
+    done = await reseal_legacy_audit(store, KEY, at(10))
     assert done is not None
     assert (done.resealed, done.baselined) == (5, 6)  # one session and five messages
-    assert not await store.has_legacy_audit()
+    assert not await has_legacy_audit(store)
     records = await whole_chain(store)
     assert {r.hash_version for r in records} == {HASH_VERSION}
     assert [r.metadata.get("n") for r in records[:5]] == [1, 2, 3, 4, 5]  # content kept
@@ -70,7 +72,7 @@ async def test_an_intact_unkeyed_chain_is_resealed_and_its_rows_baselined(
     report = await verify(store)
     assert report.intact, report.breaks
     assert (report.checked, report.rows_checked) == (11, 6)
-    assert await store.reseal_legacy_audit(at(11)) == Reseal(0, 0)  # nothing unkeyed is left
+    assert await reseal_legacy_audit(store, KEY, at(11)) == Reseal(0, 0)  # nothing unkeyed is left
 
 
 async def test_an_unkeyed_chain_that_does_not_verify_is_left_alone(store: SqlStore) -> None:
@@ -78,7 +80,7 @@ async def test_an_unkeyed_chain_that_does_not_verify_is_left_alone(store: SqlSto
     with store.engine.begin() as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.id == 3).values(agent_id="mallory"))
     before = await whole_chain(store)
-    assert await store.reseal_legacy_audit(at(10)) is None
+    assert await reseal_legacy_audit(store, KEY, at(10)) is None
     assert await whole_chain(store) == before
     broken = (await verify(store)).broken
     assert broken is not None
@@ -88,8 +90,8 @@ async def test_an_unkeyed_chain_that_does_not_verify_is_left_alone(store: SqlSto
 
 async def test_unkeyed_records_after_keyed_ones_are_never_resealed(store: SqlStore) -> None:
     await _write_legacy_chain(store, 2)
-    assert await store.reseal_legacy_audit(at(3)) is not None
-    await store.append_audit(event(seconds=4))
+    assert await reseal_legacy_audit(store, KEY, at(3)) is not None
+    await append(store, event(seconds=4))
     with store.engine.begin() as conn:  # a keyed record downgraded and rehashed unkeyed
         last = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc())).first()
         assert last is not None
@@ -102,8 +104,8 @@ async def test_unkeyed_records_after_keyed_ones_are_never_resealed(store: SqlSto
                 hash=legacy_record_hash(last.id, forged.event(), last.prev_hash),
             )
         )
-    assert not await store.has_legacy_audit()
-    assert await store.reseal_legacy_audit(at(5)) == Reseal(0, 0)  # it starts keyed
+    assert not await has_legacy_audit(store)
+    assert await reseal_legacy_audit(store, KEY, at(5)) == Reseal(0, 0)  # it starts keyed
     broken = (await verify(store)).broken
     assert broken is not None
     assert broken.record_id == last.id
@@ -138,7 +140,7 @@ async def test_processes_starting_together_reseal_the_chain_once(
     outcomes: list[Reseal | None] = []
 
     async def reseal(store: SqlStore) -> None:
-        outcomes.append(await store.reseal_legacy_audit(at(10)))
+        outcomes.append(await reseal_legacy_audit(store, KEY, at(10)))
 
     async with anyio.create_task_group() as tg:
         for store in stores:
