@@ -23,6 +23,7 @@ from shared_context_server.domain.models import NewMessage, Session, SessionStat
 from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.mcp.http import build_http_app
 from shared_context_server.mcp.server import build_server
+from shared_context_server.services.health import probe_write
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql.dialect import Dialect
 from shared_context_server.storage.sql.errors import translate_error
@@ -173,9 +174,9 @@ async def test_the_store_refuses_writes_to_a_read_only_database_clearly(
         assert refused.value.details == {"reason": "read_only"}
         assert store.write_outcome().failure == "read_only"
         with pytest.raises(StorageUnavailableError):
-            await store.probe_write()
+            await probe_write(store)
         assert await get_session(store, "session_1") is not None
-    await store.probe_write()
+    await probe_write(store)
     assert store.write_outcome().failure is None
 
 

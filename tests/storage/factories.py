@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from shared_context_server.domain.models import (
     Visibility,
 )
 from shared_context_server.domain.quotas import Quota
-from shared_context_server.services import sessions
+from shared_context_server.services import sessions, updates
 from shared_context_server.services.messages import changing_visibility, posting
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
@@ -152,6 +153,21 @@ async def get_message(store: Store, message_id: int) -> Message | None:
 
 async def list_messages(store: Store, query: MessageQuery) -> list[Message]:
     return await store.read(lambda tx: tx.messages.list(query))
+
+
+async def read_feed(store: Store, after_id: int, limit: int) -> list[ChangeEvent]:
+    return await store.read(lambda tx: tx.feed.after(after_id, limit))
+
+
+async def latest_feed_id(store: Store) -> int:
+    return await store.read(lambda tx: tx.feed.latest_id())
+
+
+async def read_updates(
+    store: Store, after_id: int, limit: int, keep: Callable[[ChangeEvent], bool] | None = None
+) -> tuple[list[ChangeEvent], list[Message]]:
+    """What wait_for_updates reads per batch: events and the messages they added."""
+    return await store.read(lambda tx: updates.read_updates(tx, after_id, limit, keep))
 
 
 # Raw rows, for tests that write below the store (migrations, upgrades).

@@ -44,9 +44,11 @@ from tests.storage.conftest import TEST_AUDIT_KEY as KEY
 from tests.storage.factories import (
     archive_inactive_sessions,
     at,
+    change_visibility,
     create_session,
     make_session,
     new_message,
+    post,
     update_session,
 )
 from tests.storage.memory_work import delete_memory, purge_expired_memory, set_memory
@@ -240,7 +242,8 @@ async def test_records_are_keyed_version_2_and_name_the_row_they_changed(
 ) -> None:
     session = make_session()
     await create_session(store, session, audit=audited("session.created"))
-    message, _ = await store.add_message(
+    message, _ = await post(
+        store,
         new_message(session.id, "héllo", metadata={"b": [1, 2.5], "a": None}),
         at(1),
         audit=audited("message.added", 1),
@@ -282,14 +285,15 @@ async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: Sql
         at(1),
         audit=audited("session.updated", 1),
     )
-    first, _ = await store.add_message(new_message(session.id, "one"), at(2), audit=audited("m"))
-    await store.add_message(
+    first, _ = await post(store, new_message(session.id, "one"), at(2), audit=audited("m"))
+    await post(
+        store,
         new_message(session.id, "reply", parent_message_id=first.id, metadata={"x": "y"}),
         at(3),
         audit=audited("message.added", 3),
     )
-    await store.set_visibility(
-        first.id, Visibility.PRIVATE, "alice", "oops", at(4), audit=audited("visibility", 4)
+    await change_visibility(
+        store, first.id, Visibility.PRIVATE, "alice", "oops", at(4), audit=audited("visibility", 4)
     )
     write = MemoryWrite("alice", session.id, "plan/step", {"v": [1, "two"]}, {"m": True})
     await set_memory(store, write, at(5), audit=audited("memory.set", 5))
@@ -315,7 +319,7 @@ async def test_every_audited_write_leaves_a_digest_verify_finds_equal(store: Sql
 async def test_an_edited_row_differs_from_its_last_record(store: SqlStore) -> None:
     session = make_session()
     await create_session(store, session, audit=audited("session.created"))
-    message, _ = await store.add_message(new_message(session.id), at(1), audit=audited("m"))
+    message, _ = await post(store, new_message(session.id), at(1), audit=audited("m"))
     await set_memory(store, MemoryWrite("alice", "", "k", 1), at(2), audit=audited("memory.set"))
     with store.engine.begin() as conn:
         conn.execute(sa.update(messages).values(content="forged"))
@@ -357,7 +361,7 @@ async def test_verification_reads_one_snapshot_while_others_write(
 
     async def write() -> None:
         for i in range(60):
-            await writer.add_message(new_message(session.id, f"m{i}"), at(i), audit=audited("m"))
+            await post(writer, new_message(session.id, f"m{i}"), at(i), audit=audited("m"))
 
     async def check() -> None:
         for _ in range(6):

@@ -36,11 +36,14 @@ from tests.storage.factories import (
     create_session,
     get_message,
     get_session,
+    latest_feed_id,
     list_messages,
     list_sessions,
     make_session,
     new_message,
     post,
+    read_feed,
+    read_updates,
     update_session,
 )
 from tests.storage.memory_work import (
@@ -84,7 +87,7 @@ async def test_creating_a_session_writes_a_session_created_event(store: SqlStore
     assert (event.session_id, event.agent_id, event.origin) == (session.id, "bob", store.origin)
     assert event.message_id is None
     assert event.visibility is None
-    assert await store.read_feed(0, 10) == [event]
+    assert await read_feed(store, 0, 10) == [event]
 
 
 async def test_an_unknown_session_is_none(store: SqlStore) -> None:
@@ -96,7 +99,7 @@ async def test_a_duplicate_session_id_is_refused_without_a_feed_row(store: SqlSt
     await create_session(store, session)
     with pytest.raises(ConflictError):
         await create_session(store, session)
-    assert len(await store.read_feed(0, 10)) == 1
+    assert len(await read_feed(store, 0, 10)) == 1
 
 
 async def test_sessions_are_listed_by_status(store: SqlStore) -> None:
@@ -173,7 +176,7 @@ async def test_updating_a_session_changes_only_the_given_fields(store: SqlStore)
 async def test_updating_an_unknown_session_fails_and_writes_no_feed_row(store: SqlStore) -> None:
     with pytest.raises(SessionNotFoundError):
         await update_session(store, "session_missing", SessionChanges(purpose="x"), "bob", T0)
-    assert await store.latest_feed_id() == 0
+    assert await latest_feed_id(store) == 0
 
 
 async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: SqlStore) -> None:
@@ -184,13 +187,13 @@ async def test_archiving_inactive_sessions_touches_only_the_stale_ones(store: Sq
     for session in (stale, stale_completed, already, fresh):
         await create_session(store, session)
     await post(store, new_message(fresh.id), at(500))
-    before = await store.latest_feed_id()
+    before = await latest_feed_id(store)
 
     events = await archive_inactive_sessions(store, before=at(100), now=at(1000))
 
     assert sorted(e.session_id for e in events) == sorted([stale.id, stale_completed.id])
     assert all(e.kind is EventKind.SESSION_UPDATED and e.agent_id == "system" for e in events)
-    assert await store.read_feed(before, 10) == sorted(events, key=lambda e: e.id)
+    assert await read_feed(store, before, 10) == sorted(events, key=lambda e: e.id)
     for session in (stale, stale_completed):
         archived = await get_session(store, session.id)
         assert archived is not None
@@ -614,8 +617,8 @@ async def test_revoked_tokens_are_remembered_and_revoking_twice_is_harmless(
 
 
 async def test_an_empty_feed_starts_at_zero(store: SqlStore) -> None:
-    assert await store.latest_feed_id() == 0
-    assert await store.read_feed(0, 10) == []
+    assert await latest_feed_id(store) == 0
+    assert await read_feed(store, 0, 10) == []
 
 
 async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore) -> None:
@@ -627,11 +630,11 @@ async def test_the_feed_is_read_in_order_after_an_id_in_batches(store: SqlStore)
     _, last = await update_session(store, session.id, SessionChanges(purpose="p"), "alice", at(9))
     events.append(last)
 
-    assert await store.latest_feed_id() == last.id
-    assert await store.read_feed(0, 100) == events
-    assert await store.read_feed(0, 2) == events[:2]
-    assert await store.read_feed(events[2].id, 2) == events[3:5]
-    assert await store.read_feed(last.id, 10) == []
+    assert await latest_feed_id(store) == last.id
+    assert await read_feed(store, 0, 100) == events
+    assert await read_feed(store, 0, 2) == events[:2]
+    assert await read_feed(store, events[2].id, 2) == events[3:5]
+    assert await read_feed(store, last.id, 10) == []
 
 
 async def test_updates_are_feed_events_with_the_messages_they_added(store: SqlStore) -> None:
@@ -640,12 +643,12 @@ async def test_updates_are_feed_events_with_the_messages_they_added(store: SqlSt
     one, added_one = await post(store, new_message(session.id, "one"), at(1))
     two, added_two = await post(store, new_message(session.id, "two"), at(2))
 
-    events, added = await store.read_updates(0, 10)
+    events, added = await read_updates(store, 0, 10)
     assert events == [created, added_one, added_two]
     assert added == [one, two]
-    events, added = await store.read_updates(created.id, 1)
+    events, added = await read_updates(store, created.id, 1)
     assert (events, added) == ([added_one], [one])
-    assert await store.read_updates(added_two.id, 10) == ([], [])
+    assert await read_updates(store, added_two.id, 10) == ([], [])
 
 
 async def test_each_store_stamps_the_feed_with_its_own_origin(
@@ -656,8 +659,8 @@ async def test_each_store_stamps_the_feed_with_its_own_origin(
     session = make_session()
     await create_session(store, session)
     await post(other, new_message(session.id), at(1))
-    assert [e.origin for e in await store.read_feed(0, 10)] == [store.origin, other.origin]
-    assert [e.origin for e in await other.read_feed(0, 10)] == [store.origin, other.origin]
+    assert [e.origin for e in await read_feed(store, 0, 10)] == [store.origin, other.origin]
+    assert [e.origin for e in await read_feed(other, 0, 10)] == [store.origin, other.origin]
 
 
 async def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(
