@@ -16,6 +16,7 @@ from shared_context_server.services.memory import purge_expired
 from shared_context_server.services.sessions import archive_inactive_sessions
 from shared_context_server.services.unit_of_work import commit
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,17 @@ class MaintenanceService:
 
     async def sweep(self) -> SweepReport:
         now = self._clock.now()
-        purged = (await self._store.write(lambda tx: purge_expired(tx, now))).value
         before = now - self._archive_after
-        archived = await commit(
-            self._store, self._bus, lambda tx: archive_inactive_sessions(tx, before, now)
-        )
+
+        def sweeping(tx: Transaction) -> SweepReport:
+            """One unit of work: expired memory goes, then idle sessions are archived."""
+            purged = purge_expired(tx, now)
+            return SweepReport(purged, archive_inactive_sessions(tx, before, now))
+
+        report = await commit(self._store, self._bus, sweeping)
         if self._anchor is not None:
             await self._anchor()  # after the sweep's own records
-        return SweepReport(purged, archived)
+        return report
 
     async def run(self, interval: float) -> None:
         while True:
