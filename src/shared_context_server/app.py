@@ -104,7 +104,7 @@ def _jwt_secret(settings: Settings) -> str:
 async def _register_env_key(app: App, plain: str) -> None:
     """API_KEY becomes an admin key; a changed API_KEY replaces (revokes) the previous one."""
     digest = hash_api_key(plain)
-    if await app.store.find_api_key(digest) is not None:
+    if await app.auth.find_api_key(plain) is not None:
         return
     for old in await app.auth.list_api_keys():
         if old.name.startswith(ENV_KEY_NAME) and old.revoked_at is None:
@@ -121,7 +121,7 @@ async def _bootstrap_admin_key(app: App) -> None:
         if settings.api_key is not None:
             await _register_env_key(app, settings.api_key.get_secret_value())
             return
-        if await app.store.list_api_keys():
+        if await app.auth.list_api_keys():
             return
         plain, created = read_or_create(
             settings.data_dir / "bootstrap_api_key", make=API_KEY_PREFIX + secrets.token_urlsafe(32)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from shared_context_server.app import App
-from shared_context_server.domain.audit import AuditRecord, system_audit
+from shared_context_server.domain.audit import AuditEvent, AuditRecord, system_audit
 from shared_context_server.domain.models import Permission
+from shared_context_server.services.auth import revoke_token
 from shared_context_server.services.memory import purge_expired
 from shared_context_server.storage.tables import (
     agent_memory,
@@ -288,6 +289,14 @@ async def test_anchoring_keeps_the_old_anchor_when_the_chain_was_cut_and_regrown
 # --- revoked tokens -----------------------------------------------------------------------
 
 
+async def _is_revoked(app: App, jti: str) -> bool:
+    return await app.store.read(lambda tx: tx.identity.is_token_revoked(jti))
+
+
+async def _revoke(app: App, jti: str, expires_at: datetime, event: AuditEvent) -> None:
+    await app.store.write(lambda tx: revoke_token(tx, jti, expires_at, event))
+
+
 async def _revoked_jti(app: App) -> str:
     records = [r for r in await chain_of(app) if r.entity == "revoked_token"]
     assert records
@@ -301,10 +310,10 @@ async def test_an_undone_refresh_revocation_is_detected(backend_app: App, histor
     old, _ = app.auth.issue_token(ALICE)
     await app.auth.refresh(old)
     jti = await _revoked_jti(app)
-    assert await app.store.is_token_revoked(jti)
+    assert await _is_revoked(app, jti)
     assert (await tool_report(app))["intact"] is True
     tamper(app, sa.delete(revoked_tokens))
-    assert not await app.store.is_token_revoked(jti)  # the old token would work again
+    assert not await _is_revoked(app, jti)  # the old token would work again
     await detected(app, reason="is missing", entity="revoked_token", entity_id=jti)
 
 
@@ -328,20 +337,19 @@ async def test_a_token_revoked_twice_records_one_digest_and_the_sweep_keeps_the_
     app = backend_app
     now = app.clock.now()
     for _ in range(2):
-        await app.store.revoke_token(
-            "jti-twice", now + timedelta(hours=1), audit=system_audit("test.revoked", now)
-        )
+        await _revoke(app, "jti-twice", now + timedelta(hours=1), system_audit("test.revoked", now))
     twice = [r for r in await chain_of(app) if r.event_type == "test.revoked"]
     assert [(r.entity, r.entity_id) for r in twice] == [
         ("revoked_token", "jti-twice"),
         (None, None),
     ]
     # expired revocations are swept without a record each; the trail stays intact
-    await app.store.revoke_token("jti-expired", now - timedelta(seconds=1))
+    expired = system_audit("auth.token_revoked", now, target="jti-expired")
+    await _revoke(app, "jti-expired", now - timedelta(seconds=1), expired)
     swept = app.clock.now()
     await app.store.write(lambda tx: purge_expired(tx, swept))
-    assert not await app.store.is_token_revoked("jti-expired")
-    assert await app.store.is_token_revoked("jti-twice")
+    assert not await _is_revoked(app, "jti-expired")
+    assert await _is_revoked(app, "jti-twice")
     report = await tool_report(app)
     assert report["intact"] is True, report["breaks"]
     # an unexpired revocation deleted behind the server's back is still a break

@@ -15,7 +15,6 @@ from shared_context_server.clock import FakeClock
 from shared_context_server.config import Settings
 from shared_context_server.domain.models import KeyBinding
 from shared_context_server.mcp.auth_failures import LOOPBACK, address_key
-from shared_context_server.services.auth import hash_api_key
 from tests.conftest import READ_WRITE
 from tests.e2e.conftest import http_client
 from tests.mcp.conftest import ok
@@ -77,8 +76,8 @@ async def test_concurrent_bad_keys_get_no_more_lookups_than_the_budget(
 ) -> None:
     attempts, budget = 200, 30
     async with serving(backend_settings, FakeClock(), auth_failures_per_minute=budget) as served:
-        store = served.app.store
-        inner = store.find_api_key
+        auth = served.app.auth
+        inner = auth.find_api_key
         lookups: list[str] = []
         answered: list[int] = []
         release = anyio.Event()
@@ -87,13 +86,13 @@ async def test_concurrent_bad_keys_get_no_more_lookups_than_the_budget(
             if len(lookups) + len(answered) >= attempts:
                 release.set()
 
-        async def held(key_hash: str) -> Any:
-            lookups.append(key_hash)
+        async def held(key: str) -> Any:
+            lookups.append(key)
             settled()
             await release.wait()
-            return await inner(key_hash)
+            return await inner(key)
 
-        monkeypatch.setattr(store, "find_api_key", held)
+        monkeypatch.setattr(auth, "find_api_key", held)
         limits = httpx2.Limits(max_connections=attempts)
         async with from_address(limits=limits) as http:
 
@@ -130,7 +129,7 @@ async def test_a_flood_does_not_lock_out_a_known_raw_key_bearer(
             async with from_address("127.0.0.2") as mallory:
                 flood = [await call(mallory, served, bad_key(i)) for i in range(31)]
             assert flood == [401] * 3 + [429] * 28
-            lookups = Counted(served.app.store, "find_api_key")
+            lookups = Counted(served.app.auth, "find_api_key")
             for _ in range(3):
                 assert await call(agent, served, worker) == 200
             # A valid key this process has not seen lately is refused during the flood...
@@ -138,7 +137,7 @@ async def test_a_flood_does_not_lock_out_a_known_raw_key_bearer(
             # The newcomer was refused before any lookup; the known key needs none but a
             # revocation recheck (every REVOCATION_RECHECK_SECONDS of real time: a slow
             # machine's flood may outlast it), and that one the flood does not refuse.
-            assert {args[0] for args in lookups.calls} <= {hash_api_key(worker)}
+            assert {args[0] for args in lookups.calls} <= {worker}
             # ...while the token path is unaffected.
             assert await call(agent, served, token(served, "alice")) == 200
         async with http_client(served.url, mode=MODERN) as client:

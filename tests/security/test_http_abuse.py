@@ -235,7 +235,7 @@ async def test_failed_authentication_is_rate_limited_per_address(
     clock = FakeClock()
     async with serving(backend_settings, clock, auth_failures_per_minute=3) as served:
         store = served.app.store
-        lookups, audits = Counted(store, "find_api_key"), Audited(store)
+        lookups, audits = Counted(served.app.auth, "find_api_key"), Audited(store)
         good = token(served, "alice")
         bad_key = "scs_" + "not-a-key-" * 4
         request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}

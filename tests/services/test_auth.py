@@ -70,7 +70,8 @@ async def test_an_api_key_is_shown_once_and_stored_only_as_a_hash(app: App) -> N
     record, plain = await app.auth.create_api_key("ci-bot", READ_WRITE)
     assert plain.startswith(API_KEY_PREFIX)
     assert (record.name, record.permissions) == ("ci-bot", READ_WRITE)
-    assert await app.store.find_api_key(hash_api_key(plain)) == record
+    key_hash = hash_api_key(plain)
+    assert await app.store.read(lambda tx: tx.identity.find_api_key(key_hash)) == record
     with app.store.engine.connect() as conn:
         dump = "\n".join(conn.connection.iterdump())  # type: ignore[attr-defined]
     assert plain not in dump

@@ -126,14 +126,16 @@ async def test_keys_and_agents_from_before_0004_are_bound_and_registered(
                 )
         migrate.upgrade(engine)
         store = SqlStore(engine)
-        keys = {key.name: key.binding for key in await store.list_api_keys()}
+        listed = await store.read(lambda tx: tx.identity.list_api_keys())
+        keys = {key.name: key.binding for key in listed}
         assert keys["bootstrap-admin"].any_agent
         assert keys["env-admin-1234abcd"].any_agent
         assert keys["ci-bot"] == KeyBinding("ci-bot", agent_types=frozenset({"generic"}))
         for agent_id in (session.created_by, "alice"):
-            assert await store.identity_owner(agent_id) == IdentityOwner(None)
-        assert await store.identity_owner("ci-bot") == IdentityOwner("ci-bot")
-        assert await store.identity_owner("nobody") is None
+            owner = await store.read(lambda tx, a=agent_id: tx.identity.owner(a))
+            assert owner == IdentityOwner(None)
+        assert await store.read(lambda tx: tx.identity.owner("ci-bot")) == IdentityOwner("ci-bot")
+        assert await store.read(lambda tx: tx.identity.owner("nobody")) is None
     finally:
         engine.dispose()
 

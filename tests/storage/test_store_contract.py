@@ -8,14 +8,11 @@ from typing import Any
 
 import pytest
 
-from shared_context_server.domain.access import IdentityOwner, ReadScope
+from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.audit import system_audit
 from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.memory import GLOBAL_SCOPE
 from shared_context_server.domain.models import (
-    Delegation,
-    KeyBinding,
-    Permission,
     SessionStatus,
     Visibility,
 )
@@ -25,6 +22,7 @@ from shared_context_server.errors import (
     KeyExistsError,
     SessionNotFoundError,
 )
+from shared_context_server.services.auth import revoke_token
 from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
@@ -55,9 +53,6 @@ from tests.storage.memory_work import (
 )
 
 EVERYONE = ReadScope("alice", "claude", admin=True)
-READ = frozenset({Permission.READ})
-ALL = frozenset(Permission)
-BOUND = KeyBinding("ci", agent_types=frozenset({"claude", "codex"}))
 
 
 async def _ids(store: SqlStore, session_id: str, **query: Any) -> list[int]:
@@ -545,72 +540,17 @@ async def test_purging_removes_only_expired_memory_and_revocations(store: SqlSto
     await set_memory(store, _write("gone2", expires_at=at(10)), T0)
     await set_memory(store, _write("later", expires_at=at(100)), T0)
     await set_memory(store, _write("forever"), T0)
-    await store.revoke_token("old-jti", at(10))
-    await store.revoke_token("new-jti", at(100))
+    for jti, expires_at in (("old-jti", at(10)), ("new-jti", at(100))):
+        event = system_audit("auth.token_revoked", T0, target=jti)
+        await store.write(lambda tx, j=jti, e=expires_at, a=event: revoke_token(tx, j, e, a))
 
     assert await purge_expired_memory(store, at(10)) == 2
 
     remaining = await list_memory(store, "alice", None, "", T0, 100)
     assert sorted(e.key for e in remaining) == ["forever", "later"]
-    assert await store.is_token_revoked("old-jti") is False
-    assert await store.is_token_revoked("new-jti") is True
+    assert await store.read(lambda tx: tx.identity.is_token_revoked("old-jti")) is False
+    assert await store.read(lambda tx: tx.identity.is_token_revoked("new-jti")) is True
     assert await purge_expired_memory(store, at(10)) == 0
-
-
-# identity -------------------------------------------------------------------------------
-
-
-async def test_api_keys_are_created_found_by_hash_and_listed(store: SqlStore) -> None:
-    created = await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
-    assert (created.id, created.name, created.permissions, created.revoked_at) == (
-        "id1",
-        "ci",
-        READ,
-        None,
-    )
-    assert created.binding == BOUND
-    await store.create_api_key("id2", "ops", "b" * 64, ALL, BOUND, at(1))
-    assert await store.find_api_key("a" * 64) == created
-    assert await store.find_api_key("c" * 64) is None
-    listed = await store.list_api_keys()
-    assert [(k.name, k.permissions, k.created_at) for k in listed] == [
-        ("ci", READ, T0),
-        ("ops", ALL, at(1)),
-    ]
-
-
-async def test_an_api_key_name_is_unique(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
-    with pytest.raises(ConflictError):
-        await store.create_api_key("id2", "ci", "b" * 64, ALL, BOUND, T0)
-    assert [k.id for k in await store.list_api_keys()] == ["id1"]
-
-
-async def test_an_api_key_secret_is_unique(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
-    with pytest.raises(ConflictError):
-        await store.create_api_key("id2", "other", "a" * 64, ALL, BOUND, T0)
-
-
-async def test_a_revoked_api_key_stays_listed_with_its_revocation_time(store: SqlStore) -> None:
-    await store.create_api_key("id1", "ci", "a" * 64, READ, BOUND, T0)
-    assert await store.revoke_api_key("ci", at(5)) is True
-    assert await store.revoke_api_key("ci", at(6)) is False
-    assert await store.revoke_api_key("unknown", at(6)) is False
-    found = await store.find_api_key("a" * 64)
-    assert found is not None
-    assert found.revoked_at == at(5)
-    assert [k.revoked_at for k in await store.list_api_keys()] == [at(5)]
-
-
-async def test_revoked_tokens_are_remembered_and_revoking_twice_is_harmless(
-    store: SqlStore,
-) -> None:
-    assert await store.is_token_revoked("jti-1") is False
-    await store.revoke_token("jti-1", at(100))
-    await store.revoke_token("jti-1", at(100))
-    assert await store.is_token_revoked("jti-1") is True
-    assert await store.is_token_revoked("jti-2") is False
 
 
 # change feed ----------------------------------------------------------------------------
@@ -676,43 +616,3 @@ async def test_timestamps_come_back_as_utc_whatever_zone_they_were_given_in(
     assert fetched.created_at == local
     assert fetched.created_at.utcoffset() == timedelta(0)
     assert fetched.created_at.tzinfo == UTC
-
-
-async def test_key_bindings_are_stored_as_given(store: SqlStore) -> None:
-    bindings = {
-        "fixed": BOUND,
-        "pool": KeyBinding(agent_pattern="worker-*", agent_types=frozenset({"codex"})),
-        "ops": KeyBinding(agent_types=None, any_agent=True),
-    }
-    for n, (name, binding) in enumerate(bindings.items()):
-        await store.create_api_key(f"id{n}", name, str(n) * 64, READ, binding, T0)
-    assert {k.name: k.binding for k in await store.list_api_keys()} == bindings
-
-
-async def test_an_agent_id_is_registered_once_to_whoever_came_first(
-    open_store: Any,
-) -> None:
-    first, second = open_store(), open_store()
-    assert await first.identity_owner("worker-1") is None
-    event = system_audit("identity.registered", T0, target="worker-1")
-    assert await first.register_identity("worker-1", "pool", T0, audit=event) == IdentityOwner(
-        "pool"
-    )
-    # Another process (or key) coming second learns who holds it; nothing changes.
-    assert await second.register_identity("worker-1", "other", at(1), audit=event) == (
-        IdentityOwner("pool")
-    )
-    assert await second.register_identity("alice", None, at(1), audit=event) == IdentityOwner(None)
-    assert await first.identity_owner("worker-1") == IdentityOwner("pool")
-    assert await first.identity_owner("alice") == IdentityOwner(None)
-
-
-async def test_the_unexpired_delegations_of_a_key_are_found(store: SqlStore) -> None:
-    for jti, key_name, expires in (("a", "k", at(10)), ("b", "k", at(1)), ("c", None, at(10))):
-        await store.record_delegation(
-            Delegation(jti, "orch", f"orch:{jti}", "s", READ, T0, expires, key_name=key_name)
-        )
-    assert [d.jti for d in await store.delegations_of_key("k", at(5))] == ["a"]
-    assert (await store.get_delegation("a")) == Delegation(
-        "a", "orch", "orch:a", "s", READ, T0, at(10), key_name="k"
-    )

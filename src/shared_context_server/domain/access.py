@@ -243,3 +243,84 @@ def require_may_release(principal: Principal, holder: str) -> None:
 def require_may_revoke(principal: Principal, delegation: Delegation) -> None:
     if delegation.delegator != principal.agent_id and not principal.is_admin:
         raise PermissionDeniedError("only its delegator or an admin may revoke a token")
+
+
+# --- API keys, tokens and delegation -----------------------------------------------------
+
+# What a delegated token may carry.
+DELEGABLE = frozenset({Permission.READ, Permission.WRITE})
+
+
+def require_may_bind(agent_id: str, owner: IdentityOwner | None, holder: ApiKey | None) -> None:
+    """A key bound by name may share an id with operators and other keys bound to it by
+    name (a rotation), never take one a pattern key registered (``owner``, whose key is
+    ``holder``): that id's notes and memory are the pattern key's agent's."""
+    if owner is None or owner.key_name is None:
+        return
+    if holder is None or holder.binding.agent_id != agent_id:
+        raise IdentityNotAllowedError(
+            f"agent id {agent_id!r} was registered by the key {owner.key_name!r}; bind this "
+            "key to another id",
+            agent_id=agent_id,
+            reason="owned",
+        )
+
+
+def granted_by_key(key: ApiKey, wanted: frozenset[Permission]) -> frozenset[Permission]:
+    """What a token obtained with ``key`` carries: the permissions asked for that the key
+    holds (a key holding none of them is refused)."""
+    granted = wanted & key.permissions
+    if not granted:
+        raise PermissionDeniedError(
+            "the API key allows none of the requested permissions",
+            requested=sorted(p.value for p in wanted),
+        )
+    return granted
+
+
+def require_may_refresh(principal: Principal) -> None:
+    """A delegated token's delegator set its lifetime and must be able to revoke it: no
+    extensions."""
+    if principal.session_id is not None:
+        raise PermissionDeniedError(
+            "a delegated token cannot be refreshed; ask its delegator for a new one"
+        )
+
+
+def require_may_delegate(principal: Principal) -> None:
+    """Delegating needs ``write``, and a delegated token cannot delegate further."""
+    require(principal, Permission.WRITE)
+    if principal.session_id is not None:
+        raise PermissionDeniedError("a delegated token cannot delegate further")
+
+
+def delegate_id(principal: Principal, name: str) -> str:
+    """A sub-agent is named under its delegator, so no delegator can pose as another agent."""
+    prefix = principal.agent_id + DELEGATE_SEPARATOR
+    return name if name.startswith(prefix) else prefix + name
+
+
+def require_delegate_type(principal: Principal, agent_type: str) -> None:
+    """A sub-agent has its delegator's agent type (a key vouches for the types its agents
+    may have; a sub-agent cannot widen that)."""
+    if agent_type != principal.agent_type:
+        raise IdentityNotAllowedError(
+            f"a sub-agent has its delegator's agent type ({principal.agent_type})",
+            agent_type=agent_type,
+            reason="agent_type",
+        )
+
+
+def require_delegable(principal: Principal, permissions: frozenset[Permission]) -> None:
+    """A delegated token carries read and write only, and only those its delegator holds."""
+    if permissions - DELEGABLE:
+        raise PermissionDeniedError(
+            "delegated tokens carry read and write only",
+            not_delegable=sorted(p.value for p in permissions - DELEGABLE),
+        )
+    beyond = permissions - principal.permissions
+    if beyond:
+        raise PermissionDeniedError(
+            "a delegated token can carry only permissions you hold",
+            not_held=sorted(p.value for p in beyond),
+        )

@@ -8,14 +8,17 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import (
     IdentityOwner,
+    granted_by_key,
     require_may_act_as,
+    require_may_bind,
+    require_may_refresh,
     require_mintable,
 )
 from shared_context_server.domain.audit import AuditEvent, audit, system_audit
@@ -27,7 +30,6 @@ from shared_context_server.errors import (
     AuthFailedError,
     IdentityNotAllowedError,
     InvalidInputError,
-    PermissionDeniedError,
     TokenAlgorithmError,
     TokenAudienceError,
     TokenExpiredError,
@@ -35,6 +37,7 @@ from shared_context_server.errors import (
     TokenRevokedError,
 )
 from shared_context_server.storage.store import Store
+from shared_context_server.storage.unit_of_work import Snapshot, Transaction
 
 API_KEY_PREFIX = "scs_"
 ALGORITHM = "HS256"
@@ -54,6 +57,40 @@ CACHE_ENTRIES = 10_000
 
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def register_identity(
+    tx: Transaction, agent_id: str, key_name: str | None, now: datetime
+) -> IdentityOwner:
+    """Register ``agent_id`` to ``key_name`` (None: an operator) unless someone did first
+    (audited as ``identity.registered``); whoever holds it now."""
+    row = tx.identity.register(agent_id, key_name, now)
+    if row is None:
+        owner = tx.identity.owner(agent_id)
+        assert owner is not None, "an id registered first is never unregistered"
+        return owner
+    event = system_audit("identity.registered", now, target=agent_id, key=key_name)
+    tx.audited(event.of_row("identity", agent_id, row))
+    return IdentityOwner(key_name)
+
+
+def revoke_token(tx: Transaction, jti: str, expires_at: datetime, event: AuditEvent) -> None:
+    """Revoke the token ``jti`` until ``expires_at``, audited as a ``revoked_token`` row by
+    ``event``. The record holds the expiry, so the sweep may remove the row once it has
+    passed; a token revoked before leaves the event recorded without a digest (nothing
+    was written)."""
+    row = tx.identity.revoke_token(jti, expires_at)
+    if row is not None:
+        metadata = {**event.metadata, "expires_at": expires_at.isoformat()}
+        event = replace(event, metadata=metadata).of_row("revoked_token", jti, row)
+    tx.audited(event)
+
+
+def is_revoked(tx: Snapshot, jti: str, key_name: str | None = None) -> bool:
+    """Whether the token, or the API key it was obtained with, has been revoked."""
+    if tx.identity.is_token_revoked(jti):
+        return True
+    return key_name is not None and tx.identity.is_key_revoked(key_name)
 
 
 def parse_permissions(values: Iterable[str]) -> frozenset[Permission]:
@@ -117,54 +154,50 @@ class AuthService:
                 f"an API key needs at least {MIN_API_KEY_CHARS} characters", field="key"
             )
         plain = key or API_KEY_PREFIX + secrets.token_urlsafe(32)
-        if binding.agent_id is not None:
-            await self._check_id_free(binding.agent_id)
+        key_hash = hash_api_key(plain)
         now = self._clock.now()
-        record = await self._store.create_api_key(
-            uuid.uuid4().hex[:16],
-            name,
-            hash_api_key(plain),
-            permissions,
-            binding,
-            now,
-            audit=system_audit(
-                "api_key.created",
-                now,
-                target=name,
-                permissions=sorted(p.value for p in permissions),
-                acts_as=binding.describe(),
-            ),
-        )
-        if binding.agent_id is not None:
-            # The id is the key's from now on (unless someone had it): no pattern key can
-            # claim it before its first use.
-            await self._register(binding.agent_id, name)
-        return record, plain
-
-    async def _check_id_free(self, agent_id: str) -> None:
-        """A key bound by name may share an id with operators and other keys bound to it
-        by name (a rotation), never take one a pattern key registered: that id's notes
-        and memory are the pattern key's agent's."""
-        owner = await self._store.identity_owner(agent_id)
-        if owner is None or owner.key_name is None:
-            return
-        holder = next(k for k in await self._store.list_api_keys() if k.name == owner.key_name)
-        if holder.binding.agent_id != agent_id:
-            raise IdentityNotAllowedError(
-                f"agent id {agent_id!r} was registered by the key {holder.name!r}; bind this "
-                "key to another id",
-                agent_id=agent_id,
-                reason="owned",
-            )
-
-    async def _register(self, agent_id: str, key_name: str | None) -> IdentityOwner:
+        record = ApiKey(uuid.uuid4().hex[:16], name, permissions, now, binding)
         event = system_audit(
-            "identity.registered", self._clock.now(), target=agent_id, key=key_name
+            "api_key.created",
+            now,
+            target=name,
+            permissions=sorted(p.value for p in permissions),
+            acts_as=binding.describe(),
         )
-        return await self._store.register_identity(agent_id, key_name, event.at, audit=event)
+        bound_id = binding.agent_id
+
+        def create(tx: Transaction) -> ApiKey:
+            if bound_id is not None:
+                owner = tx.identity.owner(bound_id)
+                held_by = owner.key_name if owner is not None else None
+                holder = tx.identity.get_api_key(held_by) if held_by is not None else None
+                require_may_bind(bound_id, owner, holder)
+            row = tx.identity.insert_api_key(record, key_hash)
+            tx.audited(event.of_row("api_key", name, row))
+            if bound_id is not None:
+                # The id is the key's from now on (unless someone had it): no pattern key
+                # can claim it before its first use.
+                register_identity(tx, bound_id, name, now)
+            return record
+
+        return (await self._store.write(create)).value, plain
 
     async def list_api_keys(self) -> list[ApiKey]:
-        return await self._store.list_api_keys()
+        return await self._store.read(lambda tx: tx.identity.list_api_keys())
+
+    async def find_api_key(self, key: str) -> ApiKey | None:
+        """The stored record of the plain ``key``, revoked or not (None: no such key)."""
+        key_hash = hash_api_key(key)
+        return await self._store.read(lambda tx: tx.identity.find_api_key(key_hash))
+
+    async def _audit(self, event: AuditEvent) -> None:
+        """Record an event that changes nothing else (a failed login, a refusal)."""
+        await self._store.write(lambda tx: tx.audited(event))
+
+    async def _register(self, agent_id: str, key_name: str | None) -> IdentityOwner:
+        now = self._clock.now()
+        done = await self._store.write(lambda tx: register_identity(tx, agent_id, key_name, now))
+        return done.value
 
     async def revoke_api_key(self, name: str) -> bool:
         """Revoke a key: it, and every token and delegation obtained with it, stop working
@@ -173,9 +206,16 @@ class AuthService:
         self._keys = {k: v for k, v in self._keys.items() if v[0].key_name != name}
         self._good_keys.clear()  # re-verified on next use
         now = self._clock.now()
-        return await self._store.revoke_api_key(
-            name, now, audit=system_audit("api_key.revoked", now, target=name)
-        )
+        event = system_audit("api_key.revoked", now, target=name)
+
+        def revoke(tx: Transaction) -> bool:
+            row = tx.identity.revoke_api_key(name, now)
+            if row is None:
+                return False
+            tx.audited(event.of_row("api_key", name, row))
+            return True
+
+        return (await self._store.write(revoke)).value
 
     def known_key(self, credential: str) -> bool:
         """Whether ``credential`` is an API key this process verified lately: its holder is
@@ -185,7 +225,7 @@ class AuthService:
         return checked is not None and time.monotonic() - checked < KNOWN_KEY_SECONDS
 
     async def verify_api_key(self, key: str) -> ApiKey:
-        record = await self._store.find_api_key(hash_api_key(key))
+        record = await self.find_api_key(key)
         if record is None or record.revoked_at is not None:
             raise AuthFailedError("the API key is not valid")
         return record
@@ -211,20 +251,15 @@ class AuthService:
             failed = AuditEvent(
                 "auth.failed", agent_id, agent_type or "generic", now, metadata={"via": "api_key"}
             )
-            await self._store.append_audit(failed)
+            await self._audit(failed)
             raise
         agent_type = agent_type or record.binding.default_type
         await self._admit(record, agent_id, agent_type)
         wanted = requested if requested is not None else DEFAULT_PERMISSIONS
-        granted = wanted & record.permissions
-        if not granted:
-            raise PermissionDeniedError(
-                "the API key allows none of the requested permissions",
-                requested=sorted(p.value for p in wanted),
-            )
+        granted = granted_by_key(record, wanted)
         principal = Principal(agent_id, agent_type, granted, key_name=record.name)
         token, expires_at = self.issue_token(principal)
-        await self._store.append_audit(
+        await self._audit(
             audit(
                 principal,
                 "auth.token_issued",
@@ -240,7 +275,9 @@ class AuthService:
         """Refuse (and audit) an identity the key may not act as; register a new one to
         the key (an operator key registers it to the operators)."""
         try:
-            owner = self._owners.get(agent_id) or await self._store.identity_owner(agent_id)
+            owner = self._owners.get(agent_id) or await self._store.read(
+                lambda tx: tx.identity.owner(agent_id)
+            )
             require_may_act_as(key, agent_id, agent_type, owner)
             if owner is None:
                 owner = await self._register(agent_id, None if key.binding.any_agent else key.name)
@@ -256,7 +293,7 @@ class AuthService:
                     target=key.name,
                     metadata={"reason": exc.details.get("reason")},
                 )
-                await self._store.append_audit(refused)
+                await self._audit(refused)
             raise
         if len(self._owners) > CACHE_ENTRIES:
             self._owners.clear()
@@ -266,8 +303,7 @@ class AuthService:
         """A token minted by an operator at the command line (no API key): any identity
         but a sub-agent's or a reserved one; a new agent id is registered to operators."""
         require_mintable(principal.agent_id)
-        if await self._store.identity_owner(principal.agent_id) is None:
-            await self._register(principal.agent_id, None)
+        await self._register(principal.agent_id, None)  # a no-op if it is registered
         token, _ = self.issue_token(principal)
         return token
 
@@ -338,7 +374,8 @@ class AuthService:
         if cached and cached[2] > now and time.monotonic() - cached[3] < REVOCATION_RECHECK_SECONDS:
             return cached[0]
         claims = self._decode(token)
-        if await self._store.is_token_revoked(claims["jti"], claims.get("key")):
+        jti, key_name = claims["jti"], claims.get("key")
+        if await self._store.read(lambda tx: is_revoked(tx, jti, key_name)):
             raise TokenRevokedError("the token, or the API key it came from, has been revoked")
         try:
             principal = Principal(
@@ -366,11 +403,7 @@ class AuthService:
         An expired token cannot be refreshed: the agent authenticates again with its key.
         """
         principal = await self.verify_token(token)
-        if principal.session_id is not None:
-            # Its delegator set its lifetime and must be able to revoke it: no extensions.
-            raise PermissionDeniedError(
-                "a delegated token cannot be refreshed; ask its delegator for a new one"
-            )
+        require_may_refresh(principal)
         await self.revoke(token, audit(principal, "auth.token_refreshed", self._clock.now()))
         new_token, expires_at = self.issue_token(principal)
         return IssuedToken(new_token, principal, expires_at, frozenset())
@@ -378,11 +411,12 @@ class AuthService:
     async def revoke(self, token: str, event: AuditEvent | None = None) -> None:
         claims = self._decode(token)
         self._verified.pop(token, None)
-        await self._store.revoke_token(
-            claims["jti"],
-            datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=1),
-            audit=event,
-        )
+        jti = claims["jti"]
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=1)
+        if event is None:
+            event = system_audit("auth.token_revoked", self._clock.now(), target=jti)
+        recorded = event
+        await self._store.write(lambda tx: revoke_token(tx, jti, expires_at, recorded))
 
     # credentials ------------------------------------------------------------------------
 

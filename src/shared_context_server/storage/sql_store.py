@@ -6,13 +6,10 @@ waits on disk or on another process's lock. One class per table group, combined 
 
 from __future__ import annotations
 
-from shared_context_server.storage.sql_base import visible_to
-from shared_context_server.storage.sql_identity import IdentityRows
+from shared_context_server.storage.sql_base import SqlBase, visible_to
 
 
-class SqlStore(
-    IdentityRows,
-):
+class SqlStore(SqlBase):
     pass
 
 

@@ -8,19 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, TypeVar
 
-from shared_context_server.domain.access import IdentityOwner
-from shared_context_server.domain.audit import (
-    AuditEvent,
-)
-from shared_context_server.domain.models import (
-    ApiKey,
-    Delegation,
-    KeyBinding,
-    Permission,
-)
 from shared_context_server.storage.unit_of_work import Committed, Snapshot, Transaction
 
 
@@ -52,41 +41,6 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-    # identity
-    async def create_api_key(
-        self,
-        key_id: str,
-        name: str,
-        key_hash: str,
-        permissions: frozenset[Permission],
-        binding: KeyBinding,
-        now: datetime,
-        *,
-        audit: AuditEvent | None = None,
-    ) -> ApiKey: ...
-    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
-    async def list_api_keys(self) -> list[ApiKey]: ...
-    async def revoke_api_key(
-        self, name: str, now: datetime, *, audit: AuditEvent | None = None
-    ) -> bool: ...
-    async def revoke_token(
-        self, jti: str, expires_at: datetime, *, audit: AuditEvent | None = None
-    ) -> None: ...
-    async def is_token_revoked(self, jti: str, key_name: str | None = None) -> bool: ...
-    async def identity_owner(self, agent_id: str) -> IdentityOwner | None: ...
-    async def register_identity(
-        self, agent_id: str, key_name: str | None, now: datetime, *, audit: AuditEvent
-    ) -> IdentityOwner:
-        """Register the id to the key (None: an operator) unless taken; the holder now."""
-        ...
-
-    async def record_delegation(
-        self, delegation: Delegation, *, audit: AuditEvent | None = None
-    ) -> None: ...
-    async def get_delegation(self, jti: str) -> Delegation | None: ...
-    async def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]: ...
-    async def live_delegations(self, delegator: str, now: datetime) -> int: ...
 
     def write_outcome(self) -> WriteOutcome: ...
     def change_signal(self) -> tuple[object, bool] | None:
