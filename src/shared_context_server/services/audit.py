@@ -371,25 +371,19 @@ class AuditService:
         subject = activity_scope(principal, agent_id)
         until = self._clock.now()
         since = until - WINDOWS[window]
-        event = None
-        if principal.is_admin:
-            event = audit(
-                principal, "audit.summary_read", until, window=window, agent_filter=subject
-            )
 
         def summarise(tx: Snapshot) -> list[AgentActivity]:
             return tx.audit.activity(since, until, subject)
 
-        if event is None:
-            agents = await self._store.read(summarise)
-        else:
-            summary_read = event
+        if not principal.is_admin:
+            return ActivitySummary(window, since, until, await self._store.read(summarise))
+        event = audit(principal, "audit.summary_read", until, window=window, agent_filter=subject)
 
-            def audited(tx: Transaction) -> list[AgentActivity]:
-                tx.audited(summary_read)
-                return summarise(tx)
+        def audited(tx: Transaction) -> list[AgentActivity]:
+            tx.audited(event)  # in the same transaction as the read
+            return summarise(tx)
 
-            agents = (await self._store.write(audited)).value
+        agents = (await self._store.write(audited)).value
         return ActivitySummary(window, since, until, agents)
 
 
