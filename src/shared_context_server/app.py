@@ -56,7 +56,7 @@ from shared_context_server.storage.engine import (
     restrict_database_files,
 )
 from shared_context_server.storage.secret_files import read_or_create, restrict_data_dir
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
 

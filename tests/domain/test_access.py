@@ -26,7 +26,8 @@ from shared_context_server.errors import PermissionDeniedError
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
-from shared_context_server.storage.sql_store import SqlStore, visible_to
+from shared_context_server.storage.sql.rows import visible_to
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import messages
 from tests.conftest import BACKENDS
 from tests.storage.factories import (

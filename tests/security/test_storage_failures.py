@@ -30,7 +30,7 @@ from shared_context_server.storage.sql.errors import translate_error
 from shared_context_server.storage.sql.messages import SqlMessages
 from shared_context_server.storage.sql.postgres import PostgresDialect
 from shared_context_server.storage.sql.sqlite import SqliteDialect
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 from tests.storage.factories import create_session, get_session
 

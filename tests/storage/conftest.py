@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import metadata
 from tests.conftest import BACKENDS, _create_schema, _drop_schema
 

@@ -20,7 +20,7 @@ from shared_context_server.domain.audit import (
     system_audit,
 )
 from shared_context_server.services.audit import has_legacy_audit, reseal_legacy_audit
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import audit_log, messages, sessions
 from tests.storage.conftest import TEST_AUDIT_KEY as KEY
 from tests.storage.factories import at, make_session, message_row, session_row

@@ -32,7 +32,7 @@ from shared_context_server.services.audit import AuditService, verify_chain
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.repositories.sessions import SessionChanges
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.store import Store
 from shared_context_server.storage.tables import (
     agent_memory,

@@ -14,7 +14,7 @@ from shared_context_server.domain.models import Message
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.messages import MessageQuery
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.storage.factories import (
     T0,
     at,
@@ -70,7 +70,7 @@ from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import NewMessage, Visibility
 from shared_context_server.services.messages import posting
 from shared_context_server.storage.engine import create_engine
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 
 url, session_id, sender, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 

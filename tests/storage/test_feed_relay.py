@@ -9,7 +9,7 @@ import anyio
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.storage.factories import at, create_session, make_session, new_message, post
 
 

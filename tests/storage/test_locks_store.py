@@ -34,7 +34,7 @@ from shared_context_server.services.locks import (
 )
 from shared_context_server.services.messages import MessageService
 from shared_context_server.services.sessions import SessionService
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import audit_log
 from shared_context_server.storage.unit_of_work import Committed
 from tests.conftest import READ_WRITE

@@ -10,16 +10,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from tests.storage.factories import make_session, message_row, session_row
-from tests.storage.processes import run_together
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
 from shared_context_server.domain.models import KeyBinding
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.search import QueryWord, TextSearch
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import UtcDateTime, messages, metadata, sessions
+from tests.storage.factories import make_session, message_row, session_row
+from tests.storage.processes import run_together
 
 
 def _head() -> str:

@@ -14,7 +14,7 @@ from shared_context_server.domain.presence import (
     PresenceTouch,
 )
 from shared_context_server.services.presence import record_presence
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.storage.factories import T0, at, create_session, make_session
 
 WINDOW = timedelta(seconds=300)

@@ -22,7 +22,7 @@ from shared_context_server.services.sessions import SessionService
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.memory import MemoryWrite
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import UtcDateTime, agent_usage
 from tests.storage.factories import T0, at
 from tests.storage.memory_work import delete_memory, get_memory, purge_expired_memory, set_memory

@@ -10,7 +10,7 @@ from shared_context_server.domain.events import EventKind
 from shared_context_server.domain.models import NewMessage, Session, SessionStatus, Visibility
 from shared_context_server.errors import ConflictError
 from shared_context_server.storage.repositories.memory import MemoryWrite
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.storage.factories import change_visibility, create_session, get_message, post
 from tests.storage.memory_work import set_memory
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import Visibility
 from shared_context_server.storage.repositories.search import QueryWord, TextSearch
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import messages
 from tests.storage.factories import T0, create_session, make_session, new_message, post
 

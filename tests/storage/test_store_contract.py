@@ -26,7 +26,7 @@ from shared_context_server.services.auth import revoke_token
 from shared_context_server.storage.repositories.memory import MemoryWrite
 from shared_context_server.storage.repositories.messages import MessageQuery
 from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
-from shared_context_server.storage.sql_store import SqlStore
+from shared_context_server.storage.sql.store import SqlStore
 from tests.storage.factories import (
     T0,
     archive_inactive_sessions,

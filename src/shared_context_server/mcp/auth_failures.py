@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -29,7 +29,6 @@ from shared_context_server.errors import InvalidInputError, RateLimitedError
 from shared_context_server.mcp.context import current_request
 from shared_context_server.mcp.errors import error_result
 from shared_context_server.services.auth import API_KEY_PREFIX
-from shared_context_server.storage.store import Store
 
 # What a forged or guessed credential gets: a key that is no key, a token that is not one
 # of ours. A revoked or expired token, or a real key naming an agent outside its binding,
@@ -70,8 +69,10 @@ def claimed(agent_id: Any) -> str:
 
 
 class AuthFailures:
-    def __init__(self, store: Store, clock: Clock, per_minute: int) -> None:
-        self._store = store
+    def __init__(
+        self, audit: Callable[[AuditEvent], Awaitable[None]], clock: Clock, per_minute: int
+    ) -> None:
+        self._audit = audit
         self._clock = clock
         self._buckets = TokenBuckets(clock, per_minute, per_minute / 60)
 
@@ -110,7 +111,7 @@ class AuthFailures:
             event = AuditEvent(
                 "auth.failed", agent_id, "unknown", self._clock.now(), metadata=metadata
             )
-            await self._store.write(lambda tx: tx.audited(event))
+            await self._audit(event)
         return 0.0
 
 

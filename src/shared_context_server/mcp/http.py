@@ -23,7 +23,7 @@ def _failures(app: App, mcp: FastMCP) -> AuthFailures:
     for middleware in mcp.middleware:
         if isinstance(middleware, AuthAttempts):
             return middleware.failures
-    return AuthFailures(app.store, app.clock, app.settings.abuse.auth_failures_per_minute)
+    return AuthFailures(app.auth.audit, app.clock, app.settings.abuse.auth_failures_per_minute)
 
 
 def build_http_app(app: App, mcp: FastMCP) -> Any:

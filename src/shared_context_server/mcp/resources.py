@@ -156,9 +156,7 @@ class Resources:
             }
         owner = parse_memory_uri(uri)
         if owner is not None:
-            entries = await self._memory.list(
-                principal, all_scopes=True, limit=1_000, owner=owner
-            )
+            entries = await self._memory.list(principal, all_scopes=True, limit=1_000, owner=owner)
             return {
                 "agent_id": owner,
                 "entries": [MemoryOut.of(e).model_dump(mode="json") for e in entries],

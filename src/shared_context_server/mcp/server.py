@@ -64,7 +64,7 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
     )
     quiet_refused_arguments()
     # Outermost first: failed authentication is counted from the shaped tool result.
-    failures = AuthFailures(app.store, app.clock, abuse.auth_failures_per_minute)
+    failures = AuthFailures(app.auth.audit, app.clock, abuse.auth_failures_per_minute)
     mcp.add_middleware(AuthAttempts(failures, app.auth.known_key))
     mcp.add_middleware(ToolErrors())
     mcp.add_middleware(NamedSession())  # the caller is present in the session a call names

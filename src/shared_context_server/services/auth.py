@@ -190,7 +190,7 @@ class AuthService:
         key_hash = hash_api_key(key)
         return await self._store.read(lambda tx: tx.identity.find_api_key(key_hash))
 
-    async def _audit(self, event: AuditEvent) -> None:
+    async def audit(self, event: AuditEvent) -> None:
         """Record an event that changes nothing else (a failed login, a refusal)."""
         await self._store.write(lambda tx: tx.audited(event))
 
@@ -251,7 +251,7 @@ class AuthService:
             failed = AuditEvent(
                 "auth.failed", agent_id, agent_type or "generic", now, metadata={"via": "api_key"}
             )
-            await self._audit(failed)
+            await self.audit(failed)
             raise
         agent_type = agent_type or record.binding.default_type
         await self._admit(record, agent_id, agent_type)
@@ -259,7 +259,7 @@ class AuthService:
         granted = granted_by_key(record, wanted)
         principal = Principal(agent_id, agent_type, granted, key_name=record.name)
         token, expires_at = self.issue_token(principal)
-        await self._audit(
+        await self.audit(
             audit(
                 principal,
                 "auth.token_issued",
@@ -293,7 +293,7 @@ class AuthService:
                     target=key.name,
                     metadata={"reason": exc.details.get("reason")},
                 )
-                await self._audit(refused)
+                await self.audit(refused)
             raise
         if len(self._owners) > CACHE_ENTRIES:
             self._owners.clear()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from shared_context_server.storage.dialects import serialise_migrations
+from shared_context_server.storage.engine import dialect_for
+from shared_context_server.storage.sql.dialect import MIGRATION_LOCK_ID
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (a test keeps the two in step).
@@ -26,7 +27,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
-        serialise_migrations(connection)
+        # Concurrent upgrades of one database take turns: a second process waits, then
+        # finds the schema at head and does nothing.
+        dialect_for(engine.url).take_turn(connection, MIGRATION_LOCK_ID)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

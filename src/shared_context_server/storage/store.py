@@ -1,6 +1,7 @@
-"""The Store protocol: everything services need from persistence, one transaction per call.
+"""The Store protocol: services run each use case as one unit of work (``write``) or one
+snapshot (``read``) over the repositories of ``unit_of_work``.
 
-Services see storage only through this protocol; the contract suite in
+Services see storage only through these protocols; the contract suite in
 ``tests/storage`` runs against every implementation.
 """
 

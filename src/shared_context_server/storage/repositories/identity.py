@@ -56,7 +56,6 @@ class IdentityRepository(Protocol):
         """Forget revocations of tokens expired by ``now`` (they are refused anyway)."""
         ...
 
-
     def insert_delegation(self, delegation: Delegation) -> dict[str, object]:
         """The row written (for its audit digest)."""
         ...

@@ -35,9 +35,7 @@ _REVOKE_KEY = (
     .values(revoked_at=sa.bindparam("now"))
     .returning(*api_keys.c)
 )
-_KEY_REVOKED = sa.select(_k.name).where(
-    _k.name == sa.bindparam("name"), _k.revoked_at.is_not(None)
-)
+_KEY_REVOKED = sa.select(_k.name).where(_k.name == sa.bindparam("name"), _k.revoked_at.is_not(None))
 _TOKEN_REVOKED = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == sa.bindparam("jti"))
 _DELEGATION = sa.select(delegations).where(_d.jti == sa.bindparam("jti"))
 _LIVE = (
