@@ -13,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 
 from shared_context_server.config import Settings
 from shared_context_server.domain.principal import Principal
+from shared_context_server.storage.sql.messages import SqlMessages
 from tests.conftest import READ, READ_WRITE
 from tests.e2e.conftest import http_client
 from tests.mcp.conftest import fails, ok
@@ -115,10 +116,14 @@ async def test_an_internal_error_logs_where_not_what(
 ) -> None:
     async with serving(settings) as served:
 
-        async def broken(*args: Any, **kwargs: Any) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError(f"failed to store {kwargs.get('content') or args}")
 
-        monkeypatch.setattr(served.app.store, "add_message", broken)
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            fail(*args, **kwargs)
+
+        # The insert runs inside the unit of work, on the storage thread.
+        monkeypatch.setattr(SqlMessages, "insert", fail)
         caplog.set_level(logging.DEBUG)
         async with http_client(served.url, headers=bearer(_token(served, "alice"))) as client:
             session_id = (await ok(client, "create_session", purpose="p"))["session"]["id"]
