@@ -3,6 +3,7 @@ and a database migrated to head has the schema storage/tables.py describes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from shared_context_server.domain.access import IdentityOwner, ReadScope
-from shared_context_server.domain.models import KeyBinding
+from shared_context_server.domain.models import KeyBinding, Message
 from shared_context_server.storage import migrate
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.repositories.search import QueryWord, TextSearch
@@ -189,3 +190,10 @@ def test_a_database_migrated_to_head_matches_the_tables_module(database_url: str
     listed = "\n".join(f"  {difference}" for difference in differences)
     assert not differences, f"the migrations and storage/tables.py differ on {backend}:\n{listed}"
     assert ignored == search_objects, "SEARCH_OBJECTS names what the migrations no longer make"
+
+
+def test_the_messages_table_lists_its_columns_in_the_message_fields_order() -> None:
+    # storage/sql/rows.message_of unpacks a row of select(messages) by position.
+    assert [column.name for column in messages.columns] == [
+        field.name for field in dataclasses.fields(Message)
+    ]

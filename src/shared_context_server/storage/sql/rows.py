@@ -65,17 +65,21 @@ def session_of(row: sa.Row[Any]) -> Session:
 
 
 def message_of(row: sa.Row[Any]) -> Message:
+    # A row of ``select(messages)``: its columns are the table's, in the table's order.
+    # Unpacking it is a third of the cost of ten attribute lookups, on the hottest path
+    # (every page, search and feed read maps each message through here).
+    id_, session_id, sender, sender_type, content, metadata, kind, visibility, parent, at = row
     return Message(
-        id=row.id,
-        session_id=row.session_id,
-        sender=row.sender,
-        sender_type=row.sender_type,
-        content=row.content,
-        metadata=row.metadata,
-        message_type=row.message_type,
-        visibility=Visibility(row.visibility),
-        parent_message_id=row.parent_message_id,
-        created_at=row.created_at,
+        id_,
+        session_id,
+        sender,
+        sender_type,
+        content,
+        metadata,
+        kind,
+        Visibility(visibility),
+        parent,
+        at,
     )
 
 
