@@ -68,7 +68,8 @@ def message_of(row: sa.Row[Any]) -> Message:
     # A row of ``select(messages)``: its columns are the table's, in the table's order.
     # Unpacking it is a third of the cost of ten attribute lookups, on the hottest path
     # (every page, search and feed read maps each message through here).
-    id_, session_id, sender, sender_type, content, metadata, kind, visibility, parent, at = row
+    values: tuple[Any, ...] = tuple(row)
+    id_, session_id, sender, sender_type, content, metadata, kind, visibility, parent, at = values
     return Message(
         id_,
         session_id,
