@@ -22,7 +22,7 @@ from shared_context_server.domain.audit import (
     record_hash,
 )
 from shared_context_server.storage.repositories.audit import AuditedRow
-from shared_context_server.storage.sql.dialect import AUDIT_LOCK_ID, Dialect
+from shared_context_server.storage.sql.dialect import APPEND_LOCK_ID, Dialect
 from shared_context_server.storage.sql.repository import Repository
 from shared_context_server.storage.tables import (
     agent_identities,
@@ -228,7 +228,7 @@ class SqlAudit(Repository):
         return bool(self.conn.execute(_FIRST_VERSION).scalar() == LEGACY_HASH_VERSION)
 
     def take_turn(self) -> None:
-        self.dialect.take_turn(self.conn, AUDIT_LOCK_ID)
+        self.dialect.take_turn(self.conn, APPEND_LOCK_ID)
 
     def reseal(self, records: Sequence[AuditRecord]) -> None:
         if not records:

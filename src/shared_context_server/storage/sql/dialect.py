@@ -17,7 +17,10 @@ from shared_context_server.storage.tables import counters
 
 # Any constants will do; every server process sharing the database uses the same ones.
 MIGRATION_LOCK_ID = 0x5C5_0001
-AUDIT_LOCK_ID = 0x5C5_0002
+# Held from a transaction's first change-feed or audit append to its commit: feed ids and
+# audit record ids are then allocated in commit order, so a reader that resumes after an
+# id never finds a smaller one committed later.
+APPEND_LOCK_ID = 0x5C5_0002
 
 
 class Dialect(ABC):

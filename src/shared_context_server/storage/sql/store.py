@@ -57,7 +57,10 @@ class SqlTransaction:
         self._audits.append(event)
 
     def finish(self) -> list[ChangeEvent]:
-        """Write the recorded changes' feed rows, then their audit records."""
+        """Write the recorded changes' feed rows, then their audit records, in the append
+        turn (held to commit, so their ids are in commit order)."""
+        if self._changes:
+            self.feed.take_turn()
         events = [self.feed.append(change) for change in self._changes]
         for event in self._audits:
             self.audit.append(event)
