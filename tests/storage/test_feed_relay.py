@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import anyio
+import pytest
+import sqlalchemy as sa
 
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
+from shared_context_server.storage.sql import pg_listen
 from shared_context_server.storage.sql.store import SqlStore
+from shared_context_server.storage.store import ChangeWatch
 from tests.storage.factories import at, create_session, make_session, new_message, post
 
 
@@ -76,26 +81,52 @@ async def test_the_relay_reads_in_batches_without_losing_events(
     assert heard == written
 
 
-async def test_the_change_signal_moves_when_another_store_commits(
+async def _woken(watch: ChangeWatch) -> bool:
+    """Whether ``watch`` wakes before its safety interval (1 s on SQLite, 30 s here)."""
+    with anyio.move_on_after(0.9) as waiting:
+        await watch.wait()
+    return not waiting.cancelled_caught
+
+
+async def test_the_change_watch_wakes_for_another_stores_commit_not_for_its_own(
     open_store: Callable[[], SqlStore],
 ) -> None:
     here, there = open_store(), open_store()
-    before = here.change_signal()
-    if here.dialect.name == "postgresql":
-        assert before is None  # no cheap signal: the relay reads the feed every interval
-        return
-    assert before is not None
-    assert here.change_signal() == before
-    await create_session(there, make_session())
-    after_theirs = here.change_signal()
-    assert after_theirs is not None
-    assert after_theirs[0] != before[0]
-    assert after_theirs[1] is False  # not ours: worth reading the feed
-    await create_session(here, make_session())
-    after_ours = here.change_signal()
-    assert after_ours is not None
-    assert after_ours[0] != after_theirs[0]
-    assert after_ours[1] is True  # only our own commit since: nothing to read
+    async with here.watch_changes(0.01) as watch:
+        await watch.wait()  # the first wait returns at once: the relay reads on start
+        await create_session(here, make_session())
+        assert not await _woken(watch)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(create_session, there, make_session())
+            assert await _woken(watch)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_listener_reconnects_after_its_connection_is_killed(
+    open_store: Callable[[], SqlStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=pg_listen.__name__)
+    here, there = open_store(), open_store()
+    kill = sa.text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'scs-listener' AND pid <> pg_backend_pid()"
+    )
+    async with here.watch_changes(0.01) as watch:
+        await watch.wait()
+        with there.engine.begin() as conn:
+            assert conn.execute(kill).rowcount >= 1
+        await watch.wait()  # woken: the listener knows it lost its connection
+        with anyio.fail_after(30):
+            while not watch.listening:  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await watch.wait()  # woken again: back, it reads what it may have missed
+        await create_session(there, make_session())
+        assert await _woken(watch)
+    assert [r.levelname for r in caplog.records if "notifications" in r.getMessage()] == [
+        "WARNING",
+        "INFO",
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
 
 
 async def test_a_running_relay_hears_another_store_promptly(

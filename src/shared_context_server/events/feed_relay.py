@@ -1,17 +1,15 @@
 """Cross-process delivery: read the change feed by id and replay other processes' events.
 
 Events from this process reach the bus directly after commit; the relay publishes only
-those written by other processes sharing the database, so nothing is heard twice.
-
-Where the store offers a cheap change signal (a SQLite file's stat), the relay checks it
-every ``interval`` and reads the feed only when another process moved it, and at least
-every ``FULL_POLL_SECONDS`` in any case; otherwise it reads the feed every ``interval``.
+those written by other processes sharing the database, so nothing is heard twice. It reads
+the feed when the store's change watch says another process may have committed
+(PostgreSQL: a notification; SQLite: the database file's stat), and after a safety
+interval in any case.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 import anyio
 
@@ -19,8 +17,6 @@ from shared_context_server.events.bus import EventBus
 from shared_context_server.storage.store import Store
 
 logger = logging.getLogger(__name__)
-
-FULL_POLL_SECONDS = 1.0
 
 
 class FeedRelay:
@@ -45,20 +41,13 @@ class FeedRelay:
         return len(events)
 
     async def run(self) -> None:
-        seen: object | None = None
-        polled = 0.0
-        while True:
-            # Taken before reading, so a commit during the read shows as a change next time.
-            signal = self._store.change_signal()
-            due = time.monotonic() - polled > FULL_POLL_SECONDS
-            if signal is None or due or (signal[0] != seen and not signal[1]):
+        async with self._store.watch_changes(self._interval) as watch:
+            while True:
                 try:
                     while await self.poll_once() == self._batch:
                         pass
-                    polled = time.monotonic()
-                    seen = signal and signal[0]
                 except Exception:
-                    logger.exception("change feed poll failed; retrying")
-            else:
-                seen = signal[0]  # unchanged, or changed by our own commit only
-            await anyio.sleep(self._interval)
+                    logger.exception("change feed read failed; retrying")
+                    await anyio.sleep(self._interval)
+                    continue
+                await watch.wait()

@@ -8,6 +8,7 @@ Services see storage only through these protocols; the contract suite in
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -27,6 +28,13 @@ class WriteOutcome:
 T = TypeVar("T")
 
 
+class ChangeWatch(Protocol):
+    async def wait(self) -> None:
+        """Return once another process may have committed since the last return, and at
+        the latest after the watch's safety interval (the caller reads the feed then)."""
+        ...
+
+
 class Store(Protocol):
     origin: str
 
@@ -44,8 +52,8 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     def write_outcome(self) -> WriteOutcome: ...
-    def change_signal(self) -> tuple[object, bool] | None:
-        """A value that changes whenever any process commits, cheap to ask, and whether
-        it is what this store's own last commit left; None when the backend has none
-        (then readers of the feed poll it)."""
+
+    def watch_changes(self, interval: float) -> AbstractAsyncContextManager[ChangeWatch]:
+        """Signs that other processes committed, for the feed relay; ``interval``: how
+        often to look where the backend has to look (SQLite: the file's stat)."""
         ...

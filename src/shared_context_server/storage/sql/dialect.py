@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from shared_context_server.storage.repositories.search import QueryWord
+from shared_context_server.storage.store import ChangeWatch
 from shared_context_server.storage.tables import counters
+
+if TYPE_CHECKING:
+    from shared_context_server.storage.sql.store import SqlStore
 
 # Any constants will do; every server process sharing the database uses the same ones.
 MIGRATION_LOCK_ID = 0x5C5_0001
@@ -50,9 +54,20 @@ class Dialect(ABC):
         """Held around each of this process's write transactions."""
 
     @abstractmethod
+    def begin_append(self, conn: sa.Connection, origin: str) -> None:
+        """Take the append turn (``APPEND_LOCK_ID``) and tell other processes, once this
+        transaction commits, that ``origin`` changed the feed."""
+
+    @abstractmethod
     def commit_signal(self, engine: sa.Engine) -> object | None:
         """A value that changes whenever any process commits, cheap to ask; None when
         the backend has none."""
+
+    @abstractmethod
+    def watch_changes(
+        self, store: SqlStore, interval: float
+    ) -> AbstractAsyncContextManager[ChangeWatch]:
+        """The backend's signs that other processes committed (``Store.watch_changes``)."""
 
     @abstractmethod
     def unavailable_reason(self, orig: BaseException) -> str | None:

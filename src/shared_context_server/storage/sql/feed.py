@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from shared_context_server.domain.events import Change, ChangeEvent, EventKind
 from shared_context_server.domain.models import Message
-from shared_context_server.storage.sql.dialect import APPEND_LOCK_ID, Dialect
+from shared_context_server.storage.sql.dialect import Dialect
 from shared_context_server.storage.sql.repository import Repository
 from shared_context_server.storage.sql.rows import feed_event_of, message_of
 from shared_context_server.storage.tables import change_feed, messages
@@ -74,9 +74,10 @@ class SqlFeed(Repository):
             payload=change.payload or {},
         )
 
-    def take_turn(self) -> None:
-        """Wait until no other transaction may append (until this one commits)."""
-        self.dialect.take_turn(self.conn, APPEND_LOCK_ID)
+    def begin_append(self) -> None:
+        """Wait for the append turn (held until this transaction commits), and have the
+        commit announced to the other processes."""
+        self.dialect.begin_append(self.conn, self.origin)
 
     def latest_id(self) -> int:
         return int(self.conn.execute(LATEST_FEED_ID).scalar() or 0)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.storage.repositories.search import QueryWord
-from shared_context_server.storage.sql.dialect import Dialect, quoted
+from shared_context_server.storage.sql.dialect import APPEND_LOCK_ID, Dialect, quoted
+from shared_context_server.storage.sql.pg_listen import CHANNEL, listening
+from shared_context_server.storage.store import ChangeWatch
 from shared_context_server.storage.tables import messages
+
+if TYPE_CHECKING:
+    from shared_context_server.storage.sql.store import SqlStore
 
 # SQLSTATEs: exact codes, then classes.
 _UNAVAILABLE = {
@@ -25,6 +30,7 @@ _UNAVAILABLE = {
     "57014": "busy",  # statement timeout
 }
 _UNAVAILABLE_CLASSES = {"08": "unreachable", "53": "busy", "58": "io_error"}
+_BEGIN_APPEND = sa.text(f"SELECT pg_advisory_xact_lock(:lock_id), pg_notify('{CHANNEL}', :origin)")
 
 
 class PostgresDialect(Dialect):
@@ -60,8 +66,17 @@ class PostgresDialect(Dialect):
     def write_turn(self) -> AbstractContextManager[Any]:
         return nullcontext()  # row locks order the writers that meet
 
+    def begin_append(self, conn: sa.Connection, origin: str) -> None:
+        # One round trip; NOTIFY is delivered when (and only if) the transaction commits.
+        conn.execute(_BEGIN_APPEND, {"lock_id": APPEND_LOCK_ID, "origin": origin})
+
     def commit_signal(self, engine: sa.Engine) -> object | None:
         return None
+
+    def watch_changes(
+        self, store: SqlStore, interval: float
+    ) -> AbstractAsyncContextManager[ChangeWatch]:
+        return listening(store.engine.url, store.origin, interval)
 
     def unavailable_reason(self, orig: BaseException) -> str | None:
         state = getattr(orig, "sqlstate", None)

@@ -7,18 +7,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
 from shared_context_server.storage.repositories.search import QueryWord
 from shared_context_server.storage.sql.dialect import Dialect, quoted
+from shared_context_server.storage.store import ChangeWatch
 from shared_context_server.storage.tables import messages
+
+if TYPE_CHECKING:
+    from shared_context_server.storage.sql.store import SqlStore
 
 # SQLite result codes (sqlite3 errors carry them as ``sqlite_errorname``; extended codes
 # such as SQLITE_READONLY_DBMOVED or SQLITE_IOERR_WRITE start with these).
@@ -95,6 +100,15 @@ class SqliteDialect(Dialect):
 
     def write_turn(self) -> AbstractContextManager[Any]:
         return self._write_turn
+
+    def begin_append(self, conn: sa.Connection, origin: str) -> None:
+        """Nothing to do: one write transaction at a time commits in id order, and other
+        processes see a commit in the file's stat (``watch_changes``)."""
+
+    def watch_changes(
+        self, store: SqlStore, interval: float
+    ) -> AbstractAsyncContextManager[ChangeWatch]:
+        return nullcontext(_StatWatch(self, store, interval))
 
     def commit_signal(self, engine: sa.Engine) -> object | None:
         """The size and modification time of the database and its WAL: two stat calls,
@@ -183,3 +197,30 @@ def _use_wal(cursor: Any, busy_timeout_ms: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+# Even when the file's stat says nothing new, read the feed this often: a foreign commit
+# that lands between one of ours and its stat counts as ours.
+FULL_READ_SECONDS = 1.0
+
+
+class _StatWatch:
+    """Another process committed when the database file or its WAL changed and this
+    store's last commit was not what changed them."""
+
+    def __init__(self, dialect: SqliteDialect, store: SqlStore, interval: float) -> None:
+        self._dialect, self._store, self._interval = dialect, store, interval
+        self._seen: object | None = None
+
+    async def wait(self) -> None:
+        deadline = time.monotonic() + FULL_READ_SECONDS
+        while time.monotonic() < deadline:
+            signal = self._dialect.commit_signal(self._store.engine)
+            if signal is None:  # an in-memory database: nobody else shares it
+                await anyio.sleep(FULL_READ_SECONDS)
+                return
+            changed = signal != self._seen and signal != self._store.own_commit_signal
+            self._seen = signal
+            if changed:
+                return
+            await anyio.sleep(self._interval)

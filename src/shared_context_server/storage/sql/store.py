@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import TypeVar
 
@@ -29,7 +30,7 @@ from shared_context_server.storage.sql.messages import SqlMessages
 from shared_context_server.storage.sql.presence import SqlPresence
 from shared_context_server.storage.sql.search import SqlSearch
 from shared_context_server.storage.sql.sessions import SqlSessions
-from shared_context_server.storage.store import WriteOutcome
+from shared_context_server.storage.store import ChangeWatch, WriteOutcome
 from shared_context_server.storage.unit_of_work import Committed
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class SqlTransaction:
         """Write the recorded changes' feed rows, then their audit records, in the append
         turn (held to commit, so their ids are in commit order)."""
         if self._changes:
-            self.feed.take_turn()
+            self.feed.begin_append()
         events = [self.feed.append(change) for change in self._changes]
         for event in self._audits:
             self.audit.append(event)
@@ -127,7 +128,8 @@ class SqlStore:
         self.audit_key = audit_key
         self.origin = uuid.uuid4().hex
         self._limiter = anyio.CapacityLimiter(max_threads)
-        self._after_own_commit: object | None = None
+        # The commit signal (Dialect.commit_signal) as this store's last commit left it.
+        self.own_commit_signal: object | None = None
         # The latest write's outcome (see ``write_outcome``).
         self._write_seq = 0
         self._write_failure: str | None = None
@@ -147,7 +149,7 @@ class SqlStore:
                 tx = SqlTransaction(conn, self, writing=True)
                 value = work(tx)
                 events = tx.finish()
-            self._after_own_commit = self.dialect.commit_signal(self.engine)
+            self.own_commit_signal = self.dialect.commit_signal(self.engine)
             self._wrote(None)
         return Committed(value, events)
 
@@ -179,10 +181,5 @@ class SqlStore:
         """The latest write transaction's outcome in this process."""
         return WriteOutcome(self._write_seq, self._write_failure)
 
-    def change_signal(self) -> tuple[object, bool] | None:
-        """A value that changes whenever any process commits, and whether it is still the
-        value our own last commit left; None where there is no cheap sign (PostgreSQL).
-        (A foreign commit that lands between one of ours and its signal counts as ours:
-        readers of the feed catch up on their periodic full read.)"""
-        signal = self.dialect.commit_signal(self.engine)
-        return None if signal is None else (signal, signal == self._after_own_commit)
+    def watch_changes(self, interval: float) -> AbstractAsyncContextManager[ChangeWatch]:
+        return self.dialect.watch_changes(self, interval)
