@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -12,10 +13,20 @@ import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 
+from shared_context_server.clock import FakeClock
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.events import Change, EventKind
+from shared_context_server.domain.limits import Limits
+from shared_context_server.domain.models import Message
+from shared_context_server.domain.principal import Principal
+from shared_context_server.events.bus import InProcessBus
+from shared_context_server.services.messages import MessageService, posting
 from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.sql.feed import SqlFeed
+from shared_context_server.storage.sql.messages import SqlMessages
 from shared_context_server.storage.sql.store import SqlStore, SqlTransaction
+from shared_context_server.storage.unit_of_work import Committed
+from tests.conftest import READ_WRITE
 from tests.storage.factories import (
     T0,
     at,
@@ -29,6 +40,7 @@ from tests.storage.factories import (
 WRITERS = 50
 WRITES_EACH = 12
 DEADLINE_S = 60
+ADMIN = ReadScope("admin", "claude", admin=True)
 Read = Callable[[int], Awaitable[list[int]]]
 
 
@@ -160,3 +172,32 @@ async def test_a_message_cursor_reader_under_many_concurrent_writers_gets_every_
     every = await page(0, 100_000)
     assert len(every) == WRITERS * WRITES_EACH
     assert seen == every
+
+
+async def test_a_post_committed_while_a_page_is_read_is_in_the_page_or_after_its_cursor(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page's rows and its feed cursor are two statements; on PostgreSQL each may see a
+    # newer snapshot. Commit a post at each point between them and the reads around them.
+    session = make_session()
+    await create_session(store, session)
+    reader = Principal("alice", "claude", READ_WRITE)
+    service = MessageService(store, InProcessBus(), FakeClock(), Limits())
+    for patched in ("latest_id", "list"):
+        repository = SqlFeed if patched == "latest_id" else SqlMessages
+        original = getattr(repository, patched)
+        late: list[Committed[Message]] = []
+
+        def post_first(
+            self: Any, *args: Any, original: Any = original, late: list[Any] = late
+        ) -> Any:
+            if not late:  # another connection commits a post just before this statement
+                late.append(store._commit(posting(new_message(session.id), T0, ADMIN, None)))
+            return original(self, *args)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(repository, patched, post_first)
+            page = await service.page(reader, session.id, limit=100)
+        (committed,) = late
+        in_page = committed.value.id in [m.id for m in page.messages]
+        assert in_page or committed.events[0].id > page.feed_cursor, patched

@@ -221,9 +221,11 @@ class MessageService:
                 raise SessionNotFoundError(
                     f"no session {query.session_id!r}", session_id=query.session_id
                 )
-            # One snapshot: the rows and the feed position agree, so a wait resumed from
-            # ``feed_cursor`` neither repeats nor misses a change.
-            return MessageRead(session, tx.messages.list(query), tx.feed.latest_id())
+            # The feed position first: a change committed after it is after the cursor,
+            # so a wait resumed from ``feed_cursor`` never misses it (each statement may
+            # see a newer snapshot on PostgreSQL; the page may then show it too).
+            feed_cursor = tx.feed.latest_id()
+            return MessageRead(session, tx.messages.list(query), feed_cursor)
 
         return await self._store.read(read)
 
