@@ -19,9 +19,11 @@ from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.limits import Limits
 from shared_context_server.domain.locks import Lock, LockRequest, LockType
+from shared_context_server.domain.models import SessionStatus
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
     NoLockHeldError,
+    SessionClosedError,
     SessionLockedError,
     SessionNotFoundError,
 )
@@ -34,11 +36,12 @@ from shared_context_server.services.locks import (
 )
 from shared_context_server.services.messages import MessageService
 from shared_context_server.services.sessions import SessionService
+from shared_context_server.storage.repositories.sessions import SessionChanges
 from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.tables import audit_log
 from shared_context_server.storage.unit_of_work import Committed
 from tests.conftest import READ_WRITE
-from tests.storage.factories import T0, at, make_session
+from tests.storage.factories import T0, at, make_session, update_session
 
 READ, WRITE, EXCLUSIVE = LockType.READ, LockType.WRITE, LockType.EXCLUSIVE
 
@@ -419,3 +422,15 @@ async def test_many_agents_racing_for_one_lock_never_share_a_write_lock(
             if seen[i][0] > seen[j][0]:
                 assert _read_only_between(seen, i, j), (seed, seen[i], seen[j])
     assert await live_locks(first, session_id, T0) == []
+
+
+async def test_no_lock_is_granted_on_a_session_archived_since_the_service_looked(
+    store: SqlStore,
+) -> None:
+    session_id = await _session(store)
+    await update_session(
+        store, session_id, SessionChanges(status=SessionStatus.ARCHIVED), "alice", T0
+    )
+    with pytest.raises(SessionClosedError):
+        await acquire(store, request(session_id, "bob"), at(1))
+    assert await store.read(lambda tx: tx.locks.of_session(session_id)) == []

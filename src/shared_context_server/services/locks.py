@@ -40,14 +40,14 @@ from shared_context_server.domain.locks import (
     require_held,
     require_unblocked,
 )
-from shared_context_server.domain.models import Message, Permission, Session, SessionStatus
+from shared_context_server.domain.models import Message, Permission, Session
 from shared_context_server.domain.principal import Principal
+from shared_context_server.domain.sessions import require_writable
 from shared_context_server.errors import (
     DomainError,
     InvalidInputError,
     LimitExceededError,
     NoLockHeldError,
-    SessionClosedError,
     SessionNotFoundError,
 )
 from shared_context_server.events.bus import EventBus
@@ -97,7 +97,10 @@ def acquire_lock(
 ) -> Lock:
     """Grant ``request`` or raise SESSION_LOCKED. The holder's own lock of the same type
     is renewed (same fencing token); of another type, replaced by a new grant."""
-    live = _reclaim_expired(tx, _session_locks(tx, request.session_id), now)
+    # The session's status under this transaction's turn on it: archived since the
+    # service looked means no grant.
+    require_writable(request.session_id, tx.locks.lock_session(request.session_id))
+    live = _reclaim_expired(tx, tx.locks.of_session(request.session_id), now)
     require_unblocked(request, live)
     mine = held_by(request.holder, live)
     extra: dict[str, object] = {}
@@ -217,11 +220,7 @@ class LockService:
 
     async def _open_session(self, principal: Principal, session_id: str) -> Session:
         session = await self._sessions.find(session_id, principal)
-        if session.status is SessionStatus.ARCHIVED:
-            raise SessionClosedError(
-                "the session is archived; reopen it with update_session first",
-                session_id=session_id,
-            )
+        require_writable(session_id, session.status)
         return session
 
     async def lock(
