@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared_context_server.app import App
@@ -210,3 +212,26 @@ async def test_reading_needs_read(app: App, session: Session, alice: Principal) 
         await app.messages.page(nobody, session.id)
     with pytest.raises(PermissionDeniedError):
         await app.messages.context(nobody, session.id)
+
+
+async def test_a_sender_cannot_undo_an_admin_hide_that_raced_their_change(
+    app: App, session: Session, alice: Principal, admin: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = await app.messages.add(alice, session.id, "the staging password is in vault")
+    looked = app.messages.get
+
+    async def admin_hides_after_the_sender_looked(principal: Principal, message_id: int) -> Any:
+        seen = await looked(principal, message_id)
+        if principal is alice:
+            await app.messages.set_visibility(admin, message_id, Visibility.ADMIN_ONLY, "hide")
+        return seen
+
+    monkeypatch.setattr(app.messages, "get", admin_hides_after_the_sender_looked)
+    with pytest.raises(MessageNotFoundError):
+        await app.messages.set_visibility(alice, message.id, Visibility.PRIVATE, "mine")
+    monkeypatch.undo()
+    assert (await app.messages.get(admin, message.id)).visibility is Visibility.ADMIN_ONLY
+    log = await app.audit.get_log(admin, event_type="message.visibility_changed")
+    assert [(r.metadata["old"], r.metadata["new"]) for r in log.records] == [
+        ("public", "admin_only")
+    ]

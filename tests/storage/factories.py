@@ -142,7 +142,8 @@ async def change_visibility(
     audit: AuditEvent | None = None,
 ) -> tuple[Message, ChangeEvent]:
     """A visibility change in the message service's unit of work, and its feed event."""
-    work = changing_visibility(message_id, visibility, actor, reason, now, audit)
+    scope = ReadScope(actor, "claude", admin=True)
+    work = changing_visibility(message_id, visibility, actor, reason, now, audit, scope)
     committed = await store.write(work)
     return committed.value, committed.events[0]
 

@@ -281,7 +281,9 @@ class MessageService:
             new=visibility.value,
             reason=reason,
         )
-        work = changing_visibility(message_id, visibility, principal.agent_id, reason, now, event)
+        work = changing_visibility(
+            message_id, visibility, principal.agent_id, reason, now, event, read_scope(principal)
+        )
         return await commit(self._store, self._bus, work)
 
     async def context(
@@ -374,13 +376,18 @@ def changing_visibility(
     reason: str,
     now: datetime,
     event: AuditEvent | None,
+    scope: ReadScope,
 ) -> Callable[[Transaction], Message]:
-    """Change a message's visibility, unless its session is locked against ``actor``."""
+    """Change a message's visibility, unless its session is locked against ``actor``.
+    The message as this transaction reads it must still be one ``scope`` sees (an admin
+    may have hidden it since the caller looked) and not already of that visibility."""
 
     def change(tx: Transaction) -> Message:
         before = tx.messages.get(message_id)
-        if before is None:
+        if before is None or not scope.allows(before):
             raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
+        if before.visibility is visibility:
+            return before
         holder = tx.locks.exclusive_holder(before.session_id, actor, now)
         require_not_locked_out(holder, before.session_id)
         row = tx.messages.set_visibility(message_id, visibility)
@@ -389,7 +396,8 @@ def changing_visibility(
         # The change names the sender (whose visibility rule applies), not the actor.
         tx.changed(Change.of_message(EventKind.VISIBILITY_CHANGED, after, now, payload))
         if event is not None:
-            tx.audited(event.of_row("message", str(message_id), row))
+            old = {**event.metadata, "old": before.visibility.value}
+            tx.audited(replace(event, metadata=old).of_row("message", str(message_id), row))
         return after
 
     return change
