@@ -276,3 +276,12 @@ async def test_a_revoked_api_key_does_not_resolve(app: App) -> None:
     await app.auth.revoke_api_key("gone")
     with pytest.raises(AuthFailedError):
         await app.auth.resolve(key)
+
+
+async def test_a_token_refused_for_its_permissions_registers_no_identity(app: App) -> None:
+    _, plain = await app.auth.create_api_key("team-reader", READ, TEAM)
+    with pytest.raises(PermissionDeniedError):
+        await app.auth.authenticate("newcomer", "claude", plain, frozenset({Permission.WRITE}))
+    assert await app.store.read(lambda tx: tx.identity.owner("newcomer")) is None
+    issued = await app.auth.authenticate("newcomer", "claude", plain, frozenset(READ))
+    assert issued.principal.permissions == READ

@@ -254,9 +254,9 @@ class AuthService:
             await self.audit(failed)
             raise
         agent_type = agent_type or record.binding.default_type
-        await self._admit(record, agent_id, agent_type)
         wanted = requested if requested is not None else DEFAULT_PERMISSIONS
-        granted = granted_by_key(record, wanted)
+        granted = granted_by_key(record, wanted)  # a refusal before anything is registered
+        await self._admit(record, agent_id, agent_type)
         principal = Principal(agent_id, agent_type, granted, key_name=record.name)
         token, expires_at = self.issue_token(principal)
         await self.audit(
