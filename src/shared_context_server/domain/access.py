@@ -1,8 +1,9 @@
 """THE access rules: who may read which message and who may do what.
 
-This module alone decides. ``can_read_message`` judges one message (resources, live
-notifications); ``ReadScope`` carries the same rule to storage, which turns it into SQL
-for lists and search. A test proves the two agree; nothing else writes a visibility rule.
+This module alone decides. ``can_read_message`` judges one message (a read by id, a
+visibility change), ``can_hear`` one change event (live notifications, waits);
+``ReadScope`` carries the same rule to storage, which turns it into SQL for lists and
+search. A test proves the two agree; nothing else writes a visibility rule.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from shared_context_server.domain.audit import SYSTEM_AGENT
 from shared_context_server.domain.events import ChangeEvent, EventKind
-from shared_context_server.domain.models import ApiKey, Delegation, Permission, Visibility
+from shared_context_server.domain.models import ApiKey, Delegation, Message, Permission, Visibility
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import IdentityNotAllowedError, PermissionDeniedError
 
@@ -73,8 +74,9 @@ def read_scope(
     )
 
 
-def can_read_message(principal: Principal, message: VisibleMessage) -> bool:
-    return read_scope(principal).allows(message)
+def can_read_message(principal: Principal, message: Message) -> bool:
+    """Whether ``principal`` may read ``message`` (its session, and the visibility rule)."""
+    return principal.may_access(message.session_id) and read_scope(principal).allows(message)
 
 
 def can_hear(principal: Principal, event: ChangeEvent) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import (
     ReadScope,
+    can_read_message,
     read_scope,
     require,
     require_can_post,
@@ -152,11 +153,7 @@ class MessageService:
         check_int(message_id, "message_id")
         message = await self._store.read(lambda tx: tx.messages.get(message_id))
         # A message the caller may not see does not exist for them.
-        if (
-            message is None
-            or not principal.may_access(message.session_id)
-            or not read_scope(principal).allows(message)
-        ):
+        if message is None or not can_read_message(principal, message):
             raise MessageNotFoundError(f"no message {message_id}", message_id=message_id)
         return message
 

@@ -27,13 +27,9 @@ class AuditedRow:
 
 
 class AuditRepository(Protocol):
-    def append(self, event: AuditEvent) -> None:
-        """Chain ``event`` onto the trail (the unit of work calls it at commit)."""
-        ...
-
     def append_all(self, events: Iterable[AuditEvent]) -> int:
         """Chain ``events`` onto the trail in order, in batches (read as they come);
-        how many were appended."""
+        how many were appended. The unit of work appends what it recorded at commit."""
         ...
 
     def page(self, query: AuditQuery) -> list[AuditRecord]:

@@ -142,16 +142,8 @@ class SqlAudit(Repository):
         # read but not append audit records.
         self.key = key
 
-    def append(self, event: AuditEvent) -> None:
-        """Chain ``event`` onto the trail. Appends take turns, so each record links to the
-        one before it."""
-        self.take_turn()
-        last = self.conn.execute(_LAST).first()
-        prev_hash = last.hash if last else GENESIS_HASH
-        record_id = last.id + 1 if last else 1
-        self.conn.execute(_INSERT, self.sealed(record_id, event, prev_hash))
-
     def append_all(self, events: Iterable[AuditEvent]) -> int:
+        """Appends take turns, so each record links to the one before it."""
         self.take_turn()
         last = self.conn.execute(_LAST).first()
         prev_hash = last.hash if last else GENESIS_HASH

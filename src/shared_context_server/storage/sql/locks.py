@@ -75,8 +75,9 @@ class SqlLocks(Repository):
 
     def lock_session(self, session_id: str) -> SessionStatus | None:
         # SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer;
-        # PostgreSQL locks the row FOR UPDATE: the row add_message updates before it checks
-        # for an exclusive lock, so a grant and a write in that session are ordered too.
+        # PostgreSQL locks the row FOR UPDATE: the row a post updates (SqlSessions.touch)
+        # before it checks for an exclusive lock, so a grant and a write in that session
+        # are ordered too.
         statement = self.dialect.for_update(_SESSION_STATUS)
         status = self.conn.execute(statement, {"session_id": session_id}).scalar()
         return None if status is None else SessionStatus(status)

@@ -63,8 +63,8 @@ class SqlTransaction:
         if self._changes:
             self.feed.begin_append()
         events = [self.feed.append(change) for change in self._changes]
-        for event in self._audits:
-            self.audit.append(event)
+        if self._audits:
+            self.audit.append_all(self._audits)
         return events
 
     @cached_property

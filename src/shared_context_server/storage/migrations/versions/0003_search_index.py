@@ -46,7 +46,7 @@ SQLITE_DOWN = [
     "DROP TABLE IF EXISTS messages_terms",
     "DROP TABLE IF EXISTS messages_fts",
 ]
-# The expressions must match the queries in storage/sql_search.py exactly.
+# The expressions must match the full-text statements of storage/sql/postgres.py exactly.
 POSTGRES_UP = [
     """CREATE INDEX ix_messages_text ON messages USING gin (
         to_tsvector('simple', sender || ' ' || content || ' ' || metadata::text)
