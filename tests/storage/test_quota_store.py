@@ -160,3 +160,27 @@ async def test_concurrent_memory_writes_of_one_agent_never_overshoot_its_quota(
             tg.start_soon(write, n)
     assert outcomes.count(True) == 5
     assert await _totals(stores[0]) == (5, 5)
+
+
+async def test_concurrent_session_creates_of_one_agent_never_overshoot_its_quota(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    stores = [open_store() for _ in range(4)]  # separate engines, as separate processes
+    alice = Principal("alice", "claude", frozenset({Permission.READ, Permission.WRITE}))
+    services = [
+        SessionService(store, InProcessBus(), FakeClock(T0), Limits(), Quotas(sessions_per_agent=5))
+        for store in stores
+    ]
+    outcomes: list[bool] = []
+
+    async def create(n: int) -> None:
+        try:
+            await services[n % 4].create(alice, f"session {n}")
+            outcomes.append(True)
+        except LimitExceededError:
+            outcomes.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(24):
+            tg.start_soon(create, n)
+    assert outcomes.count(True) == 5

@@ -63,7 +63,9 @@ class IdentityRepository(Protocol):
     def get_delegation(self, jti: str) -> Delegation | None: ...
 
     def count_live_delegations(self, delegator: str, now: datetime) -> int:
-        """How many unexpired delegations ``delegator`` has made (revoked ones included)."""
+        """How many unexpired delegations ``delegator`` has made (revoked ones included);
+        the delegator's turn on that count is held to commit, so a quota checked on it
+        holds."""
         ...
 
     def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]:

@@ -43,7 +43,8 @@ class SessionRepository(Protocol):
         ...
 
     def count_open(self, created_by: str) -> int:
-        """How many sessions the agent created that are not archived."""
+        """How many sessions the agent created that are not archived; in a write, the
+        agent's turn on that count is held to commit, so a quota checked on it holds."""
         ...
 
     def update(

@@ -5,6 +5,7 @@ Shared modules never branch on a dialect name: they ask the dialect the store wa
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -25,6 +26,13 @@ MIGRATION_LOCK_ID = 0x5C5_0001
 # audit record ids are then allocated in commit order, so a reader that resumes after an
 # id never finds a smaller one committed later.
 APPEND_LOCK_ID = 0x5C5_0002
+
+
+def turn_id(*key: str) -> int:
+    """A lock id for ``take_turn`` naming one thing (``"sessions", agent_id``): a stable
+    63-bit hash, the same in every process."""
+    digest = hashlib.blake2b("\x00".join(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class Dialect(ABC):

@@ -154,6 +154,7 @@ class SqlIdentity(Repository):
         return None if row is None else delegation_of(row)
 
     def count_live_delegations(self, delegator: str, now: datetime) -> int:
+        self.take_turn_on("delegations", delegator)
         return int(self.conn.execute(_LIVE, {"delegator": delegator, "now": now}).scalar_one())
 
     def delegations_of_key(self, key_name: str, now: datetime) -> list[Delegation]:

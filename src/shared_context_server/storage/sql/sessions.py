@@ -64,6 +64,7 @@ class SqlSessions(Repository):
         return values
 
     def count_open(self, created_by: str) -> int:
+        self.take_turn_on("open sessions", created_by)
         return int(self.conn.execute(_OPEN, {"creator": created_by}).scalar() or 0)
 
     def update(
