@@ -29,8 +29,8 @@ APPEND_LOCK_ID = 0x5C5_0002
 
 
 def turn_id(*key: str) -> int:
-    """A lock id for ``take_turn`` naming one thing (``"sessions", agent_id``): a stable
-    63-bit hash, the same in every process."""
+    """A lock id for ``take_turn`` naming one thing (``"open sessions", agent_id``): a
+    stable signed 64-bit hash, the same in every process."""
     digest = hashlib.blake2b("\x00".join(key).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
