@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -196,3 +197,22 @@ async def test_deleting_memory_removes_it_and_a_second_delete_is_not_found(
     with pytest.raises(MemoryNotFoundError):
         await app.memory.delete(alice, "k")
     assert await _stored(app, "k", app.clock.now()) is None
+
+
+async def test_a_token_limited_to_one_session_lists_a_full_page_of_what_it_may_see(
+    app: App, alice: Principal
+) -> None:
+    session = await app.sessions.create(alice, "mine")
+    other = await app.sessions.create(alice, "other")
+    for i in range(5):  # what the limited token may not see, enough to fill a page
+        await app.memory.set(alice, f"a{i}", i, session_id=other.id)
+    for i in range(3):
+        await app.memory.set(alice, f"b{i}", i, session_id=session.id)
+    await app.memory.set(alice, "g", "global")
+    limited = replace(alice, session_id=session.id)
+    listed = await app.memory.list(limited, all_scopes=True, limit=3)
+    assert [(e.session_id, e.key) for e in listed] == [
+        (None, "g"),
+        (session.id, "b0"),
+        (session.id, "b1"),
+    ]

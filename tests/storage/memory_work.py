@@ -42,7 +42,7 @@ async def list_memory(
     *,
     glob: str | None = None,
 ) -> list[MemoryEntry]:
-    query = MemoryQuery(agent_id, scope, prefix, glob, limit)
+    query = MemoryQuery(agent_id, None if scope is None else (scope,), prefix, glob, limit)
     return await store.read(lambda tx: tx.memory.list(query, now))
 
 

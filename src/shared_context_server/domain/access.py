@@ -14,6 +14,7 @@ from typing import Protocol
 
 from shared_context_server.domain.audit import SYSTEM_AGENT
 from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.memory import GLOBAL_SCOPE
 from shared_context_server.domain.models import ApiKey, Delegation, Message, Permission, Visibility
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import IdentityNotAllowedError, PermissionDeniedError
@@ -72,6 +73,14 @@ def read_scope(
         admin=principal.is_admin and include_admin_only,
         include_private=include_private,
     )
+
+
+def memory_scopes(principal: Principal) -> tuple[str, ...] | None:
+    """The scopes of the caller's memory a listing of every scope covers: all of them
+    (None), or for a token limited to one session its global memory and that session's."""
+    if principal.session_id is None:
+        return None
+    return (GLOBAL_SCOPE, principal.session_id)
 
 
 def can_read_message(principal: Principal, message: Message) -> bool:

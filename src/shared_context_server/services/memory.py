@@ -7,7 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared_context_server.clock import Clock
-from shared_context_server.domain.access import require, require_memory_owner, require_session
+from shared_context_server.domain.access import (
+    memory_scopes,
+    require,
+    require_memory_owner,
+    require_session,
+)
 from shared_context_server.domain.audit import AuditEvent, audit, memory_entity_id, system_audit
 from shared_context_server.domain.idempotency import Remembered, fingerprint, replay
 from shared_context_server.domain.limits import (
@@ -164,15 +169,13 @@ class MemoryService:
         is_glob = any(c in pattern for c in GLOB_CHARACTERS)
         query = MemoryQuery(
             agent_id=principal.agent_id,
-            scope=None if all_scopes else _scope(session_id, principal),
+            scopes=memory_scopes(principal) if all_scopes else (_scope(session_id, principal),),
             prefix="" if is_glob else pattern,
             glob=pattern if is_glob else None,
             limit=limit,
         )
         now = self._clock.now()
-        entries = await self._store.read(lambda tx: tx.memory.list(query, now))
-        # A token limited to one session sees its global memory and that session's only.
-        return [e for e in entries if e.session_id is None or principal.may_access(e.session_id)]
+        return await self._store.read(lambda tx: tx.memory.list(query, now))
 
     async def delete(
         self, principal: Principal, key: str, *, session_id: str | None = None

@@ -28,12 +28,12 @@ class MemoryWrite:
 
 @dataclass(frozen=True, slots=True)
 class MemoryQuery:
-    """An agent's unexpired entries in ``scope`` (None: every scope) whose key starts with
-    ``prefix`` and, if given, matches ``glob`` (``*`` any run of characters, ``?`` one);
-    by scope (global first), then key."""
+    """An agent's unexpired entries in ``scopes`` (None: every scope) whose key starts
+    with ``prefix`` and, if given, matches ``glob`` (``*`` any run of characters, ``?``
+    one); by scope (global first), then key."""
 
     agent_id: str
-    scope: str | None = None
+    scopes: tuple[str, ...] | None = None
     prefix: str = ""
     glob: str | None = None
     limit: int = 100

@@ -140,8 +140,8 @@ class SqlMemory(Repository):
 
     def list(self, query: MemoryQuery, now: datetime) -> list[MemoryEntry]:
         statement = sa.select(agent_memory).where(_c.agent_id == query.agent_id, _not_expired(now))
-        if query.scope is not None:
-            statement = statement.where(_c.scope == query.scope)
+        if query.scopes is not None:
+            statement = statement.where(_c.scope.in_(query.scopes))
         if query.prefix:
             statement = statement.where(_c.key.startswith(query.prefix, autoescape=True))
         if query.glob is not None:
