@@ -4,7 +4,7 @@ starts them from what is stored."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import anyio
@@ -142,23 +142,32 @@ async def test_migration_0005_totals_the_memory_already_stored(empty_database_ur
         engine.dispose()
 
 
-async def test_concurrent_memory_writes_of_one_agent_never_overshoot_its_quota(
-    open_store: Callable[[], SqlStore],
-) -> None:
-    stores = [open_store() for _ in range(4)]  # separate engines, as separate processes
+async def _successes(attempt: Callable[[int], Awaitable[object]], attempts: int = 24) -> int:
+    """Run ``attempts`` at once; how many were not refused over a quota."""
     outcomes: list[bool] = []
 
-    async def write(n: int) -> None:
+    async def run(n: int) -> None:
         try:
-            await set_memory(stores[n % 4], _write(f"k{n}", 1), T0, quota=_quota(keys=5))
+            await attempt(n)
             outcomes.append(True)
         except LimitExceededError:
             outcomes.append(False)
 
     async with anyio.create_task_group() as tg:
-        for n in range(24):
-            tg.start_soon(write, n)
-    assert outcomes.count(True) == 5
+        for n in range(attempts):
+            tg.start_soon(run, n)
+    return outcomes.count(True)
+
+
+async def test_concurrent_memory_writes_of_one_agent_never_overshoot_its_quota(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    stores = [open_store() for _ in range(4)]  # separate engines, as separate processes
+
+    async def write(n: int) -> object:
+        return await set_memory(stores[n % 4], _write(f"k{n}", 1), T0, quota=_quota(keys=5))
+
+    assert await _successes(write) == 5
     assert await _totals(stores[0]) == (5, 5)
 
 
@@ -171,16 +180,8 @@ async def test_concurrent_session_creates_of_one_agent_never_overshoot_its_quota
         SessionService(store, InProcessBus(), FakeClock(T0), Limits(), Quotas(sessions_per_agent=5))
         for store in stores
     ]
-    outcomes: list[bool] = []
 
-    async def create(n: int) -> None:
-        try:
-            await services[n % 4].create(alice, f"session {n}")
-            outcomes.append(True)
-        except LimitExceededError:
-            outcomes.append(False)
+    async def create(n: int) -> object:
+        return await services[n % 4].create(alice, f"session {n}")
 
-    async with anyio.create_task_group() as tg:
-        for n in range(24):
-            tg.start_soon(create, n)
-    assert outcomes.count(True) == 5
+    assert await _successes(create) == 5
