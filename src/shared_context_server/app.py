@@ -223,6 +223,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         ),
         health=HealthService(store, clock),
     )
+    bus.subscribe(auth.hear)  # credentials other processes revoke
     await audit.open_trail()
     await _bootstrap_admin_key(app)
     await app.relay.start_position()

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 23456
     transport: Literal["stdio", "http"] = "stdio"
+    # HTTP server processes on the one port (uvicorn's workers), sharing the database.
+    workers: int = Field(default=1, ge=1, le=64)
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
 

@@ -32,9 +32,13 @@ cli.add_typer(audit_cli, name="audit")
 
 
 def _settings(
-    transport: str | None = None, host: str | None = None, port: int | None = None
+    transport: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
 ) -> Settings:
-    overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v}
+    given = {"transport": transport, "host": host, "port": port, "workers": workers}
+    overrides = {k: v for k, v in given.items() if v}
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:  # one line, not a traceback
@@ -54,16 +58,28 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="HTTP bind address")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="HTTP server processes on the port (default: SCS_WORKERS, else 1)"),
+    ] = None,
 ) -> None:
     """Run the MCP server (stdio for one client, http for many)."""
     if transport is not None and transport not in ("stdio", "http"):
         raise typer.BadParameter("transport must be stdio or http")
-    settings = _settings(transport, host, port)
+    settings = _settings(transport, host, port, workers)
+    if settings.workers > 1 and settings.transport == "stdio":
+        typer.echo(
+            "error: --workers is for --transport=http (a stdio server has one client)", err=True
+        )
+        raise typer.Exit(2)
     if settings.transport == "stdio" and not settings.auth_token_param and not settings.auth_token:
         # No argument and no connection identity: no tool call could name its caller.
         typer.echo("error: SCS_AUTH_TOKEN_PARAM=false on stdio needs SCS_AUTH_TOKEN", err=True)
         raise typer.Exit(2)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    if settings.workers > 1:
+        _serve_workers(settings)
+        return
     # The server's imports make a heap the cyclic GC would walk again and again: a tenth
     # of a stdio start, paid for every client session. Off until they are done (run_server
     # turns it back on).
@@ -74,6 +90,16 @@ def serve(
         anyio.run(run_server, settings)
     except DomainError as exc:  # e.g. a database it cannot open: one line, not a traceback
         _fail(exc)
+
+
+def _serve_workers(settings: Settings) -> None:
+    from shared_context_server.mcp.workers import prepare, serve_workers
+
+    try:
+        anyio.run(prepare, settings)
+    except DomainError as exc:
+        _fail(exc)
+    serve_workers(settings)
 
 
 @db.command("upgrade")

@@ -90,7 +90,9 @@ def can_read_message(principal: Principal, message: Message) -> bool:
 
 def can_hear(principal: Principal, event: ChangeEvent) -> bool:
     """Whether a reader may learn of a change: message events follow the message's rule,
-    session events reach every reader."""
+    session events reach every reader; credential events, none."""
+    if event.kind is EventKind.CREDENTIAL_REVOKED:
+        return False
     if not principal.has(Permission.READ) or not principal.may_access(event.session_id):
         return False
     if event.visibility is None or event.sender_type is None:

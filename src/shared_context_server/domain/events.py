@@ -25,6 +25,9 @@ class EventKind(StrEnum):
     LOCK_CHANGED = "lock_changed"
     # payload: {"status": ...}
     PRESENCE_CHANGED = "presence_changed"
+    # payload: {"jti": ...} or {"key": ...}. Heard by no reader (can_hear): it tells every
+    # process sharing the database to drop its cached verifications of the credential.
+    CREDENTIAL_REVOKED = "credential_revoked"
 
 
 @dataclass(frozen=True, slots=True)

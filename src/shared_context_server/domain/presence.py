@@ -49,6 +49,9 @@ class PresenceTouch:
     window_start: datetime
     session_id: str | None = None
     status: PresenceStatus | None = None
+    # A last-seen (and session activity) after this is recent enough: the write is skipped,
+    # since another process sharing the database recorded it lately.
+    fresh_after: datetime | None = None
 
 
 def seen_status(stored: AgentPresence | None, window_start: datetime) -> PresenceStatus:

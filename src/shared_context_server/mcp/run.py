@@ -18,25 +18,24 @@ from shared_context_server.mcp.identity import AmbientCredential
 from shared_context_server.mcp.server import build_server
 
 if TYPE_CHECKING:
-    import uvicorn
+    from shared_context_server.mcp.slow_clients import BoundedConfig
 
 
-def http_config(http: Any, settings: Settings, **options: Any) -> uvicorn.Config:
-    """uvicorn for ``http``: deadlines for slow clients, a connection ceiling, and proxy
-    headers believed only from the proxies the settings name (``options``: more of
-    ``uvicorn.Config``'s)."""
-    import uvicorn
-
-    from shared_context_server.mcp.slow_clients import bounded_protocol
+def http_config(http: Any, settings: Settings, **options: Any) -> BoundedConfig:
+    """uvicorn for ``http`` (an ASGI app, or the import string of a factory of one):
+    deadlines for slow clients, a connection ceiling, and proxy headers believed only from
+    the proxies the settings name (``options``: more of ``uvicorn.Config``'s)."""
+    from shared_context_server.mcp.slow_clients import BoundedConfig
 
     abuse = settings.abuse
-    return uvicorn.Config(
+    return BoundedConfig(
         http,
+        header_timeout=abuse.header_timeout_seconds,
+        body_timeout=abuse.body_timeout_seconds,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
-        http=bounded_protocol(abuse.header_timeout_seconds, abuse.body_timeout_seconds),
         limit_concurrency=abuse.max_connections,
         proxy_headers=bool(abuse.trusted_proxies),
         forwarded_allow_ips=abuse.trusted_proxies or None,

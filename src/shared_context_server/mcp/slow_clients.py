@@ -1,4 +1,4 @@
-"""Deadlines for slow clients, as a uvicorn HTTP protocol.
+"""Deadlines for slow clients, as a uvicorn HTTP protocol and the configuration that carries them.
 
 uvicorn's h11 protocol arms a timer only between requests (``timeout_keep_alive``) and
 cancels it on the first byte that arrives, so a client that connects and sends nothing,
@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,20 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
+class BoundedConfig(uvicorn.Config):
+    """uvicorn's configuration with the deadlines below; they travel with it to each
+    worker process (``--workers``), which a protocol class made at run time could not."""
+
+    def __init__(
+        self, app: Any, *, header_timeout: float, body_timeout: float, **options: Any
+    ) -> None:
+        super().__init__(app, http=BoundedH11Protocol, **options)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+
+
 class BoundedH11Protocol(H11Protocol):
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
+    config: BoundedConfig
 
     _phase: str | None = None
     _deadline: asyncio.TimerHandle | None = None
@@ -71,7 +83,8 @@ class BoundedH11Protocol(H11Protocol):
             self._deadline = None
         self._phase = phase
         if phase is not None:
-            seconds = self.header_timeout if phase == "head" else self.body_timeout
+            bounds = self.config
+            seconds = bounds.header_timeout if phase == "head" else bounds.body_timeout
             self._deadline = self.loop.call_later(seconds, self._expired, phase)
 
     def _expired(self, phase: str) -> None:
@@ -82,12 +95,3 @@ class BoundedH11Protocol(H11Protocol):
         if phase == "head" and self.conn.our_state is h11.IDLE:
             self.transport.write(REQUEST_TIMEOUT)
         self.transport.close()
-
-
-def bounded_protocol(header_timeout: float, body_timeout: float) -> type[BoundedH11Protocol]:
-    """The protocol class for ``uvicorn.Config(http=...)`` with these deadlines."""
-    attributes: dict[str, Any] = {
-        "header_timeout": header_timeout,
-        "body_timeout": body_timeout,
-    }
-    return type("BoundedH11Protocol", (BoundedH11Protocol,), attributes)

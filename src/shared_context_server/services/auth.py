@@ -22,8 +22,10 @@ from shared_context_server.domain.access import (
     require_mintable,
 )
 from shared_context_server.domain.audit import AuditEvent, audit, system_audit
+from shared_context_server.domain.events import Change, ChangeEvent, EventKind
 from shared_context_server.domain.limits import check_agent_id
 from shared_context_server.domain.models import ApiKey, KeyBinding, Permission
+from shared_context_server.domain.presence import NO_SESSION
 from shared_context_server.domain.principal import Principal
 from shared_context_server.domain.rate_limit import TokenBuckets
 from shared_context_server.errors import (
@@ -80,10 +82,18 @@ def revoke_token(tx: Transaction, jti: str, expires_at: datetime, event: AuditEv
     passed; a token revoked before leaves the event recorded without a digest (nothing
     was written)."""
     row = tx.identity.revoke_token(jti, expires_at)
+    tx.changed(revoked(event, jti=jti))
     if row is not None:
         metadata = {**event.metadata, "expires_at": expires_at.isoformat()}
         event = replace(event, metadata=metadata).of_row("revoked_token", jti, row)
     tx.audited(event)
+
+
+def revoked(event: AuditEvent, **credential: str) -> Change:
+    """The feed's word to other processes that a credential was revoked."""
+    return Change(
+        EventKind.CREDENTIAL_REVOKED, NO_SESSION, event.agent_id, event.at, payload=credential
+    )
 
 
 def is_revoked(tx: Snapshot, jti: str, key_name: str | None = None) -> bool:
@@ -201,10 +211,8 @@ class AuthService:
 
     async def revoke_api_key(self, name: str) -> bool:
         """Revoke a key: it, and every token and delegation obtained with it, stop working
-        at once here and within REVOCATION_RECHECK_SECONDS in other processes."""
-        self._verified = {t: v for t, v in self._verified.items() if v[0].key_name != name}
-        self._keys = {k: v for k, v in self._keys.items() if v[0].key_name != name}
-        self._good_keys.clear()  # re-verified on next use
+        at once here, and in other processes as soon as they hear of it (``hear``)."""
+        self._forget_key(name)
         now = self._clock.now()
         event = system_audit("api_key.revoked", now, target=name)
 
@@ -213,6 +221,7 @@ class AuthService:
             if row is None:
                 return False
             tx.audited(event.of_row("api_key", name, row))
+            tx.changed(revoked(event, key=name))
             return True
 
         return (await self._store.write(revoke)).value
@@ -396,6 +405,21 @@ class AuthService:
     def forget(self, jti: str) -> None:
         """Drop cached verifications of a token just revoked, so it fails at once here."""
         self._verified = {t: v for t, v in self._verified.items() if v[1] != jti}
+
+    def _forget_key(self, name: str) -> None:
+        self._verified = {t: v for t, v in self._verified.items() if v[0].key_name != name}
+        self._keys = {k: v for k, v in self._keys.items() if v[0].key_name != name}
+        self._good_keys.clear()  # re-verified on next use
+
+    def hear(self, event: ChangeEvent) -> None:
+        """A bus listener: a credential another process revoked stops working here as soon
+        as the change feed brings the word (REVOCATION_RECHECK_SECONDS is the backstop)."""
+        if event.kind is not EventKind.CREDENTIAL_REVOKED:
+            return
+        if jti := event.payload.get("jti"):
+            self.forget(jti)
+        if key := event.payload.get("key"):
+            self._forget_key(key)
 
     async def refresh(self, token: str) -> IssuedToken:
         """Swap a valid token for a fresh one with the same identity; the old one is revoked.

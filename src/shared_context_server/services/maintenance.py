@@ -1,5 +1,10 @@
 """Background work: purge expired memory, archive sessions nobody has touched in a while,
-anchor the audit trail's newest head outside the database."""
+anchor the audit trail's newest head outside the database.
+
+However many server processes share the database, one sweeps at a time: the one holding
+the maintenance lease, renewed every interval and taken over by another process once it
+lapses (LEASE_INTERVALS intervals after its holder stopped renewing it).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from shared_context_server.storage.store import Store
 from shared_context_server.storage.unit_of_work import Transaction
 
 logger = logging.getLogger(__name__)
+
+LEASE = "maintenance"
+LEASE_INTERVALS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +65,19 @@ class MaintenanceService:
             await self._anchor()  # after the sweep's own records
         return report
 
+    async def lead(self, interval: float) -> bool:
+        """Claim or renew this process's hold on the sweep: whether it is this one's turn."""
+        now = self._clock.now()
+        until = now + timedelta(seconds=LEASE_INTERVALS * interval)
+        origin = self._store.origin
+        claimed = await self._store.write(lambda tx: tx.leases.claim(LEASE, origin, now, until))
+        return claimed.value
+
     async def run(self, interval: float) -> None:
         while True:
             try:
-                await self.sweep()
+                if await self.lead(interval):
+                    await self.sweep()
             except Exception:
                 logger.exception("maintenance sweep failed; retrying next interval")
             await anyio.sleep(interval)

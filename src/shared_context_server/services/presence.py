@@ -1,9 +1,11 @@
 """Presence: who is around, what they say they are doing, and who is active in a session.
 
 Any authenticated call refreshes the caller's last-seen through ``seen``, which writes at
-most once per agent (and per agent and session) every ``refresh_seconds``. Events go out
-only when what others see changes: a registered status, an agent coming back from offline,
-an agent becoming active in a session. Agents not seen within the window show as offline.
+most once per agent (and per agent and session) every ``refresh_seconds``, in each process
+and across the processes sharing the database (a sighting another process recorded lately
+is not written again). Events go out only when what others see changes: a registered
+status, an agent coming back from offline, an agent becoming active in a session. Agents not
+seen within the window show as offline.
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ def record_presence(
     active session, when its visible status changed (offline agents coming back count);
     and one for a session it newly became active in.
     """
-    previous = seen_status(tx.presence.get(touch.agent_id), touch.window_start)
+    stored = tx.presence.claim(touch.agent_id)
+    if stored is not None and recorded_lately(tx, stored, touch):
+        return stored
+    previous = seen_status(stored, touch.window_start)
     status = status_after(previous, touch.status)
     presence = tx.presence.save(
         touch.agent_id, touch.agent_type, status, touch.permissions, touch.now
@@ -85,6 +90,19 @@ def record_presence(
     if audit is not None:
         tx.audited(audit)
     return presence
+
+
+def recorded_lately(tx: Transaction, stored: AgentPresence, touch: PresenceTouch) -> bool:
+    """Whether another process recorded this sighting (and the session activity) after the
+    touch's ``fresh_after``: nothing is left to write, nor to tell."""
+    if touch.fresh_after is None or touch.status is not None:
+        return False
+    if stored.last_seen <= touch.fresh_after:
+        return False
+    if touch.session_id is None:
+        return True
+    last = tx.presence.last_seen_in(touch.session_id, touch.agent_id)
+    return last is not None and last > touch.fresh_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,7 @@ class PresenceService:
         now: datetime,
         session_id: str | None,
         status: PresenceStatus | None,
+        fresh_after: datetime | None = None,
     ) -> PresenceTouch:
         return PresenceTouch(
             agent_id=principal.agent_id,
@@ -145,6 +164,7 @@ class PresenceService:
             window_start=now - self.window,
             session_id=session_id,
             status=status,
+            fresh_after=fresh_after,
         )
 
     async def seen(self, principal: Principal, session_id: str | None = None) -> None:
@@ -169,7 +189,7 @@ class PresenceService:
             # Only the session is due: a read spares a write for a session that is not there.
             if agent_fresh and session_id and not await self._exists(session_id):
                 return
-            touch = self._touch(principal, now, session_id, None)
+            touch = self._touch(principal, now, session_id, None, fresh_after=now - self._refresh)
             done = await self._store.write(lambda tx: record_presence(tx, touch))
         except Exception:
             logger.warning("presence not recorded for %s", principal.agent_id, exc_info=True)

@@ -221,6 +221,16 @@ counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
 )
 
+# Background work one process of the database does at a time (the maintenance sweep):
+# its holder renews the lease while it lives; when it lapses another process takes it.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
 # A retried write with the same key returns the first result instead of writing twice.
 idempotency_keys = sa.Table(
     "idempotency_keys",

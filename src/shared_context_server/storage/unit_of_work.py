@@ -13,6 +13,7 @@ from shared_context_server.storage.repositories.counters import CounterRepositor
 from shared_context_server.storage.repositories.feed import FeedRepository
 from shared_context_server.storage.repositories.idempotency import IdempotencyRepository
 from shared_context_server.storage.repositories.identity import IdentityRepository
+from shared_context_server.storage.repositories.leases import LeaseRepository
 from shared_context_server.storage.repositories.locks import LockRepository
 from shared_context_server.storage.repositories.memory import MemoryRepository
 from shared_context_server.storage.repositories.messages import MessageRepository
@@ -48,6 +49,8 @@ class Snapshot(Protocol):
     def audit(self) -> AuditRepository: ...
     @property
     def counters(self) -> CounterRepository: ...
+    @property
+    def leases(self) -> LeaseRepository: ...
 
 
 class Transaction(Snapshot, Protocol):

@@ -12,6 +12,15 @@ from shared_context_server.domain.presence import AgentPresence, PresenceStatus
 class PresenceRepository(Protocol):
     def get(self, agent_id: str) -> AgentPresence | None: ...
 
+    def claim(self, agent_id: str) -> AgentPresence | None:
+        """``get``, after taking the agent's turn (held to commit): records of one agent,
+        from any process, follow one another."""
+        ...
+
+    def last_seen_in(self, session_id: str, agent_id: str) -> datetime | None:
+        """When the agent was last seen in the session (None: never)."""
+        ...
+
     def save(
         self,
         agent_id: str,

@@ -47,6 +47,15 @@ class SqlPresence(Repository):
         row = self.conn.execute(_AGENT, {"agent_id": agent_id}).first()
         return None if row is None else _presence_of(row)
 
+    def claim(self, agent_id: str) -> AgentPresence | None:
+        self.take_turn_on("presence", agent_id)
+        return self.get(agent_id)
+
+    def last_seen_in(self, session_id: str, agent_id: str) -> datetime | None:
+        where = {"session_id": session_id, "agent_id": agent_id}
+        last: datetime | None = self.conn.execute(_SEEN_IN_SESSION, where).scalar()
+        return last
+
     def save(
         self,
         agent_id: str,
@@ -75,8 +84,8 @@ class SqlPresence(Repository):
     def seen_in_session(
         self, session_id: str, agent_id: str, agent_type: str, now: datetime
     ) -> datetime | None:
+        last = self.last_seen_in(session_id, agent_id)
         where = {"session_id": session_id, "agent_id": agent_id}
-        last: datetime | None = self.conn.execute(_SEEN_IN_SESSION, where).scalar()
         upsert = self.dialect.upsert(
             session_presence,
             {**where, "agent_type": agent_type, "last_seen": now},

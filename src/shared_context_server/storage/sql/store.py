@@ -24,6 +24,7 @@ from shared_context_server.storage.sql.errors import translate_error
 from shared_context_server.storage.sql.feed import SqlFeed
 from shared_context_server.storage.sql.idempotency import SqlIdempotency
 from shared_context_server.storage.sql.identity import SqlIdentity
+from shared_context_server.storage.sql.leases import SqlLeases
 from shared_context_server.storage.sql.locks import SqlLocks
 from shared_context_server.storage.sql.memory import SqlMemory
 from shared_context_server.storage.sql.messages import SqlMessages
@@ -110,6 +111,10 @@ class SqlTransaction:
     @cached_property
     def counters(self) -> SqlCounters:
         return SqlCounters(self.conn, self.dialect)
+
+    @cached_property
+    def leases(self) -> SqlLeases:
+        return SqlLeases(self.conn, self.dialect)
 
 
 class SqlStore:
