@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +49,9 @@ class HttpServer:
     log: Path | None = None
 
 
-def start_http_server(data_dir: Path, **env: str) -> HttpServer:
-    """``scs serve --transport=http`` on a free port; ``env``: more settings (SCS_...).
+def start_http_server(data_dir: Path, *options: str, **env: str) -> HttpServer:
+    """``scs serve --transport=http`` on a free port; ``options``: more of its command line,
+    ``env``: more settings (SCS_...).
 
     Ready once /health answers, within SCS_TEST_START_TIMEOUT; an early exit fails at once
     with the server's log. Its output goes to a log file beside ``data_dir``. A port taken
@@ -67,6 +68,7 @@ def start_http_server(data_dir: Path, **env: str) -> HttpServer:
                 "serve",
                 "--transport=http",
                 f"--port={port}",
+                *options,
             ],
             env=server_env(data_dir, **env),
             log=log,
@@ -116,9 +118,16 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
 
 @asynccontextmanager
 async def http_client(
-    url: str, *, mode: str = "legacy", headers: dict[str, str] | None = None, **kwargs: object
+    url: str,
+    *,
+    mode: str = "legacy",
+    headers: dict[str, str] | None = None,
+    on_response: Callable[[httpx2.Response], Awaitable[None]] | None = None,
+    **kwargs: object,
 ) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers=headers or {}, timeout=30) as http:
+    """A real client over streamable HTTP; ``on_response``: sees every HTTP response."""
+    hooks = {"response": [on_response]} if on_response else {}
+    async with httpx2.AsyncClient(headers=headers or {}, timeout=30, event_hooks=hooks) as http:
         transport = streamable_http_client(url, http_client=http)
         async with Client(transport, mode=mode, cache=None, **kwargs) as client:  # type: ignore[arg-type]
             yield client
