@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     transport: Literal["stdio", "http"] = "stdio"
     # HTTP server processes on the one port (uvicorn's workers), sharing the database.
     workers: int = Field(default=1, ge=1, le=64)
+    # Set by ``scs serve --workers`` for its workers: the directory of their unix sockets.
+    worker_sockets: Path | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import httpx2
 from mcp.client.subscriptions import ResourceUpdated
 
 from shared_context_server.config import Settings
@@ -17,8 +18,10 @@ from tests import processes
 from tests.deploy.conftest import bearer
 from tests.e2e.conftest import HttpServer, http_client, start_http_server
 from tests.mcp.conftest import ok
+from tests.mcp.live import Heard
 
 POSTS = 12  # each over a new connection, so both workers take some
+ROUNDS = 8
 
 
 def workers(server: HttpServer) -> list[int]:
@@ -74,6 +77,45 @@ async def test_two_workers_serve_one_port_and_one_database(
         os.kill(victim, signal.SIGKILL)
         assert victim not in wait_for_workers(server, 2, without=victim)
         processes.wait_healthy(server.process, server.base + "/health", log=server.log)
+    finally:
+        processes.reap(server.process)
+
+
+async def test_2025_sessions_stay_with_the_worker_that_opened_them(
+    backend_settings: Settings, tmp_path: Path
+) -> None:
+    """A session's requests (its POSTs, its GET stream) come over several connections,
+    which the kernel hands to either worker; the other worker relays them to the owner."""
+    env = {}
+    if backend_settings.database_url:
+        env["SCS_DATABASE_URL"] = backend_settings.database_url
+    server = start_http_server(tmp_path / "data", "--workers=2", **env)
+    try:
+        pids = {str(pid) for pid in wait_for_workers(server, 2)}
+        alice, bob = await bearer(server.url, "alice"), await bearer(server.url, "bob")
+        owners: set[str] = set()
+
+        async def note_owner(response: httpx2.Response) -> None:
+            if session := response.headers.get("mcp-session-id"):
+                owners.add(session.partition(".")[0])
+
+        for round_ in range(ROUNDS):
+            heard = Heard()
+            async with (
+                http_client(server.url, headers=alice, on_response=note_owner) as writer,
+                http_client(server.url, headers=bob, message_handler=heard) as subscriber,
+            ):
+                session_id = (await ok(writer, "create_session", purpose=f"round {round_}"))[
+                    "session"
+                ]["id"]
+                uri = f"session://{session_id}"
+                await subscriber.subscribe_resource(uri)
+                await ok(writer, "add_message", session_id=session_id, content="news")
+                await heard.wait_for(lambda: uri in heard.updated)  # noqa: B023
+                page = await ok(subscriber, "get_messages", session_id=session_id)
+                assert [m["content"] for m in page["messages"]] == ["news"]
+        assert owners  # every session id names the worker holding it
+        assert owners <= pids
     finally:
         processes.reap(server.process)
 

@@ -146,7 +146,9 @@ async def test_a_sighting_another_server_recorded_lately_is_not_written_again(
         clock.advance(there.settings.presence_refresh_seconds)
         await there.presence.seen(ALICE, session.id)  # due: written
         later = await there.store.read(lambda tx: tx.presence.get("alice"))
-    assert first is not None and after is not None and later is not None
+    assert first is not None
+    assert after is not None
+    assert later is not None
     assert after.last_seen == first.last_seen
     assert later.last_seen > first.last_seen
     assert not [e for e in events if e.kind is EventKind.PRESENCE_CHANGED]

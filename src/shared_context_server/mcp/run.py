@@ -28,6 +28,7 @@ def http_config(http: Any, settings: Settings, **options: Any) -> BoundedConfig:
     from shared_context_server.mcp.slow_clients import BoundedConfig
 
     abuse = settings.abuse
+    options.setdefault("lifespan", "on")
     return BoundedConfig(
         http,
         header_timeout=abuse.header_timeout_seconds,
@@ -35,7 +36,6 @@ def http_config(http: Any, settings: Settings, **options: Any) -> BoundedConfig:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        lifespan="on",
         limit_concurrency=abuse.max_connections,
         proxy_headers=bool(abuse.trusted_proxies),
         forwarded_allow_ips=abuse.trusted_proxies or None,
