@@ -31,6 +31,7 @@ from shared_context_server.storage.sql.messages import SqlMessages
 from shared_context_server.storage.sql.postgres import PostgresDialect
 from shared_context_server.storage.sql.sqlite import SqliteDialect
 from shared_context_server.storage.sql.store import SqlStore
+from tests.conftest import sqlite_only
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 from tests.storage.factories import create_session, get_session
 
@@ -140,7 +141,7 @@ async def test_health_probes_a_database_that_went_read_only_while_idle(
             assert degraded.json()["reason"] == "read_only"
 
 
-@pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
+@sqlite_only("the page limit that fakes a full disk is a SQLite pragma")
 async def test_a_full_disk_gives_storage_unavailable_and_health_says_so(
     clocked_app: App, clock: FakeClock
 ) -> None:

@@ -8,12 +8,14 @@ import logging
 import stat
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from shared_context_server.app import App, running_app
 from shared_context_server.clock import FakeClock
+from shared_context_server.config import Settings
 from shared_context_server.domain.audit import AuditRecord
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import (
@@ -23,8 +25,9 @@ from shared_context_server.errors import (
 )
 from shared_context_server.services.audit import verify_chain
 from shared_context_server.storage.audit_files import AuditKeyError
+from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.tables import audit_log
-from tests.conftest import make_settings
+from tests.conftest import settings_on
 
 hour = timedelta(hours=1)
 
@@ -201,18 +204,42 @@ async def test_an_admin_summary_is_audited_and_a_self_summary_is_not(
 
 
 async def test_the_audit_key_is_kept_in_the_data_directory_for_the_owner_only(
-    app: App, tmp_path: Path
+    app: App, empty_settings: Settings, tmp_path: Path
 ) -> None:
     path = app.settings.data_dir / "audit_key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert key_of(app) == path.read_text().strip().encode()
     assert len(key_of(app)) >= 32
-    configured = make_settings(tmp_path / "other", audit={"key": "s" * 40})
+    # Another deployment (its own data dir and database) configured with a key.
+    configured = settings_on(empty_settings, tmp_path / "other", audit={"key": "s" * 40})
     async with running_app(configured, background=False) as other:
         assert key_of(other) == b"s" * 40
     assert not (tmp_path / "other" / "audit_key").exists()
-    with pytest.raises(AuditKeyError, match="at least 32"):
-        await running_app(make_settings(tmp_path / "short", audit={"key": "short"})).__aenter__()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: open_app (app.py) does not dispose its engine when a step after"
+    " create_engine fails (here the audit key check): the pooled connection stays open",
+)
+async def test_a_short_audit_key_is_refused_at_start_and_nothing_is_left_open(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engines: list[sa.Engine] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> sa.Engine:
+        engines.append(create_engine(*args, **kwargs))
+        return engines[-1]
+
+    monkeypatch.setattr("shared_context_server.app.create_engine", recorded)
+    short = settings_on(settings, audit={"key": "short"})
+    try:
+        with pytest.raises(AuditKeyError, match="at least 32"):
+            await running_app(short).__aenter__()
+        assert [engine.pool.checkedin() for engine in engines] == [0]  # disposed
+    finally:
+        for engine in engines:  # the leak fails this test only, not a later one
+            engine.dispose()
 
 
 def _anchor_file(app: App) -> dict[str, object]:
@@ -293,9 +320,9 @@ async def test_a_verification_that_finds_breaks_records_the_first(
 
 
 async def test_starting_with_another_audit_key_is_reported_at_once(
-    tmp_path: Path, alice: Principal, caplog: pytest.LogCaptureFixture
+    settings: Settings, alice: Principal, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first = make_settings(tmp_path / "data", audit={"key": "a" * 40})
+    first = settings_on(settings, audit={"key": "a" * 40})
     async with running_app(first, background=False) as app:
         await app.sessions.create(alice, "work")
     caplog.clear()
@@ -303,7 +330,7 @@ async def test_starting_with_another_audit_key_is_reported_at_once(
         async with running_app(first, background=False):
             pass
         assert caplog.records == []
-        other = make_settings(tmp_path / "data", audit={"key": "b" * 40})
+        other = settings_on(settings, audit={"key": "b" * 40})
         async with running_app(other, background=False):
             pass
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [

@@ -30,6 +30,7 @@ from shared_context_server.services.auth import (
     TokenSettings,
     hash_api_key,
 )
+from tests.conftest import dump_rows
 
 READ = frozenset({Permission.READ})
 READ_WRITE = frozenset({Permission.READ, Permission.WRITE})
@@ -72,8 +73,8 @@ async def test_an_api_key_is_shown_once_and_stored_only_as_a_hash(app: App) -> N
     assert (record.name, record.permissions) == ("ci-bot", READ_WRITE)
     key_hash = hash_api_key(plain)
     assert await app.store.read(lambda tx: tx.identity.find_api_key(key_hash)) == record
-    with app.store.engine.connect() as conn:
-        dump = "\n".join(conn.connection.iterdump())  # type: ignore[attr-defined]
+    dump = dump_rows(app.store.engine)
+    assert "ci-bot" in dump
     assert plain not in dump
     assert await app.auth.verify_api_key(plain) == record
     assert "ci-bot" in [k.name for k in await app.auth.list_api_keys()]

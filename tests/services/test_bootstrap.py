@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from shared_context_server.app import BOOTSTRAP_KEY_NAME, ENV_KEY_NAME, running_app
+from shared_context_server.config import Settings
 from shared_context_server.domain.models import Permission
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import AuthFailedError
-from tests.conftest import make_settings
+from tests.conftest import settings_on
 
 
 def _mode(path: Path) -> int:
@@ -19,11 +20,11 @@ def _mode(path: Path) -> int:
 
 
 async def test_the_first_start_creates_an_owner_only_admin_key_and_jwt_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("API_KEY", "SCS_API_KEY", "JWT_SECRET_KEY", "SCS_JWT_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
-    settings = make_settings(tmp_path / "data", jwt_secret_key=None)
+    settings = settings_on(settings, jwt_secret_key=None)
     alice = Principal("alice", "claude", frozenset({Permission.READ}))
 
     async with running_app(settings, background=False) as app:
@@ -45,10 +46,10 @@ async def test_the_first_start_creates_an_owner_only_admin_key_and_jwt_secret(
 
 
 async def test_an_api_key_from_the_environment_becomes_an_admin_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("API_KEY", "env-provided-key-" + "k" * 30)
-    settings = make_settings(tmp_path / "data")
+    settings = settings_on(settings)
 
     for _ in range(2):  # restarting with the same key is fine
         async with running_app(settings, background=False) as app:
@@ -61,26 +62,19 @@ async def test_an_api_key_from_the_environment_becomes_an_admin_key(
 
 
 async def test_a_changed_api_key_replaces_the_previous_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings_dir = tmp_path / "data"
     monkeypatch.setenv("API_KEY", "first-key-" + "a" * 30)
-    async with running_app(make_settings(settings_dir), background=False):
+    async with running_app(settings_on(settings), background=False):
         pass
     monkeypatch.setenv("API_KEY", "second-key-" + "b" * 30)
-    async with running_app(make_settings(settings_dir), background=False) as app:
+    async with running_app(settings_on(settings), background=False) as app:
         await app.auth.verify_api_key("second-key-" + "b" * 30)
         with pytest.raises(AuthFailedError):
             await app.auth.verify_api_key("first-key-" + "a" * 30)
 
 
-async def test_an_explicit_jwt_secret_leaves_no_secret_file(settings_dir: Path) -> None:
-    settings = make_settings(settings_dir)
+async def test_an_explicit_jwt_secret_leaves_no_secret_file(settings: Settings) -> None:
     async with running_app(settings, background=False):
         pass
-    assert not (settings_dir / "jwt_secret").exists()
-
-
-@pytest.fixture
-def settings_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+    assert not (settings.data_dir / "jwt_secret").exists()

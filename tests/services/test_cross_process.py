@@ -22,7 +22,7 @@ from shared_context_server.domain.models import KeyBinding
 from shared_context_server.domain.principal import Principal
 from shared_context_server.errors import TokenRevokedError
 from shared_context_server.services.maintenance import LEASE_INTERVALS
-from tests.conftest import READ_WRITE
+from tests.conftest import READ_WRITE, postgres_only
 
 ALICE = Principal("alice", "claude", READ_WRITE)
 BOB = Principal("bob", "gemini", READ_WRITE)
@@ -54,7 +54,7 @@ async def test_a_post_through_one_server_reaches_the_others_bus_and_waiters(
     assert [u.message.id for u in batch.updates if u.message] == [posted.id]
 
 
-@pytest.mark.parametrize("backend_settings", ["postgres"], indirect=True)
+@postgres_only("NOTIFY announces other processes' commits on PostgreSQL alone; SQLite polls")
 async def test_an_idle_server_on_postgres_makes_no_transactions(
     backend_settings: Settings,
 ) -> None:
