@@ -56,6 +56,7 @@ from shared_context_server.storage.engine import (
     restrict_database_files,
 )
 from shared_context_server.storage.secret_files import read_or_create, restrict_data_dir
+from shared_context_server.storage.sql.dialect import Dialect
 from shared_context_server.storage.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,15 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         dialect=dialect,
     )
+    try:
+        return await _assemble(settings, clock, engine, dialect)
+    except BaseException:
+        engine.dispose()  # a start that fails leaves no connection open
+        raise
+
+
+async def _assemble(settings: Settings, clock: Clock, engine: sa.Engine, dialect: Dialect) -> App:
+    """The app over ``engine``: migrated, wired, its trail opened and its admin key made."""
     await anyio.to_thread.run_sync(migrate.upgrade, engine)
     restrict_database_files(engine)
     audit_key = audit_key_for(settings)

@@ -217,11 +217,6 @@ async def test_the_audit_key_is_kept_in_the_data_directory_for_the_owner_only(
     assert not (tmp_path / "other" / "audit_key").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: open_app (app.py) does not dispose its engine when a step after"
-    " create_engine fails (here the audit key check): the pooled connection stays open",
-)
 async def test_a_short_audit_key_is_refused_at_start_and_nothing_is_left_open(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
