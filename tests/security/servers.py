@@ -19,7 +19,7 @@ import pytest
 from shared_context_server.app import running_app
 from shared_context_server.domain.models import KeyBinding, Permission
 from tests import processes
-from tests.conftest import BACKENDS, _create_schema, _drop_schema, make_settings
+from tests.conftest import _create_schema, _drop_schema, make_settings
 from tests.e2e.conftest import SECRET, HttpServer, server_env, start_http_server, stop
 
 READ = frozenset({Permission.READ})
@@ -71,13 +71,13 @@ def _create_keys(data_dir: Path, database_url: str | None, spec: KeySpec) -> dic
 def deployment_fixture(spec: KeySpec) -> Callable[..., Iterator[Deployment]]:
     """A module-scoped fixture: one server per backend, with the keys of ``spec``."""
 
-    @pytest.fixture(scope="module", params=BACKENDS)
+    @pytest.fixture(scope="module")
     def deployment(
-        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str
     ) -> Iterator[Deployment]:
         data_dir = tmp_path_factory.mktemp("deployment") / "data"
         server, schema, url = "", "", None
-        if request.param == "postgres":
+        if backend == "postgres":
             server = request.getfixturevalue("postgres_server")
             schema, url = _create_schema(server)
         running: HttpServer | None = None

@@ -122,9 +122,9 @@ async def _legacy_database(settings: Settings) -> list[int]:
 
 
 @pytest.fixture
-async def upgraded(backend_settings: Settings) -> AsyncIterator[tuple[App, list[int]]]:
-    ids = await _legacy_database(backend_settings)
-    async with running_app(backend_settings, background=False) as app:
+async def upgraded(empty_settings: Settings) -> AsyncIterator[tuple[App, list[int]]]:
+    ids = await _legacy_database(empty_settings)
+    async with running_app(empty_settings, background=False) as app:
         yield app, ids
 
 
@@ -154,14 +154,14 @@ async def test_an_old_unkeyed_chain_is_resealed_on_upgrade_and_verifies(
 
 
 async def test_an_old_chain_that_does_not_verify_is_not_resealed(
-    backend_settings: Settings,
+    empty_settings: Settings,
 ) -> None:
-    await _legacy_database(backend_settings)
-    engine = create_engine(backend_settings.resolved_database_url)
+    await _legacy_database(empty_settings)
+    engine = create_engine(empty_settings.resolved_database_url)
     with engine.begin() as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.id == 2).values(agent_id="mallory"))
     engine.dispose()
-    async with running_app(backend_settings, background=False) as app:
+    async with running_app(empty_settings, background=False) as app:
         records = await chain_of(app)
         assert [r.hash_version for r in records[:4]] == [1, 1, 1, 1]
         report = await detected(app, reason="its content was changed")

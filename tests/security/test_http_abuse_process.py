@@ -12,7 +12,6 @@ import anyio
 import httpx2
 import pytest
 
-from tests.conftest import BACKENDS, _create_schema, _drop_schema
 from tests.e2e.conftest import ADMIN_KEY, HttpServer, http_client, start_http_server, stop
 from tests.mcp.conftest import fails, ok
 from tests.security.inprocess import ACCEPT, INITIALIZE
@@ -20,23 +19,19 @@ from tests.security.inprocess import ACCEPT, INITIALIZE
 MODERN = "2026-07-28"
 
 
-@pytest.fixture(params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HttpServer]:
+@pytest.fixture
+def server(tmp_path: Path, backend_url: str | None) -> Iterator[HttpServer]:
     env = {
         "SCS_ABUSE_MCP_SESSIONS_PER_AGENT": "1",
         "SCS_ABUSE_HEADER_TIMEOUT_SECONDS": "0.5",
     }
-    postgres, schema = "", ""
-    if request.param == "postgres":
-        postgres = request.getfixturevalue("postgres_server")
-        schema, env["SCS_DATABASE_URL"] = _create_schema(postgres)
+    if backend_url:
+        env["SCS_DATABASE_URL"] = backend_url
     running = start_http_server(tmp_path / "data", **env)
     try:
         yield running
     finally:
         stop(running)
-        if schema:
-            _drop_schema(postgres, schema)
 
 
 async def _token(server: HttpServer, agent_id: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from shared_context_server.clock import FakeClock
 from shared_context_server.config import QuotaSettings, Settings, settings_problem
 from shared_context_server.domain.principal import Principal
 from shared_context_server.storage.repositories.memory import MemoryQuery
-from tests.conftest import ADMIN, READ_WRITE, make_settings
+from tests.conftest import ADMIN, READ_WRITE, make_settings, settings_on
 from tests.mcp.conftest import connect_client, fails, ok, token_for
 
 QUOTAS = QuotaSettings(
@@ -272,22 +272,27 @@ def _mode(path: Path) -> int:
 
 
 async def test_an_existing_data_directory_and_its_files_become_owner_only(
-    tmp_path: Path,
+    settings: Settings, backend: str
 ) -> None:
-    data = tmp_path / "data"
-    settings = make_settings(data, jwt_secret_key=None)
+    data = settings.data_dir
+    settings = settings_on(settings, jwt_secret_key=None)
     async with running_app(settings, background=False) as app:
         sid = (await app.sessions.create(_writer(), "p")).id
         assert sid
-    names = ["shared_context.db", "jwt_secret", "bootstrap_api_key"]
+    # On PostgreSQL the database is the server's; the data dir holds the secrets alone.
+    database = ["shared_context.db"] if backend == "sqlite" else []
+    names = [*database, "jwt_secret", "bootstrap_api_key"]
     data.chmod(0o755)
     for name in names:
         (data / name).chmod(0o644)
     async with running_app(settings, background=False) as app:
         await app.messages.add(_writer(), sid, "the WAL and shared-memory files exist now")
         assert _mode(data) == 0o700
-        for name in [*names, "shared_context.db-wal", "shared_context.db-shm"]:
+        journal = ["shared_context.db-wal", "shared_context.db-shm"] if database else []
+        for name in [*names, *journal]:
             assert _mode(data / name) == 0o600, name
+    if not database:
+        assert not (data / "shared_context.db").exists()
 
 
 def _writer() -> Principal:
