@@ -1,4 +1,10 @@
-"""Real server processes: streamable HTTP on a free loopback port, and stdio."""
+"""Real server processes: streamable HTTP on a free loopback port, and stdio.
+
+Servers run on each backend: a data dir made by these fixtures (``data_dir``, the module's
+``http_server``) is tied to the test's database, and ``server_env`` gives every process
+started on that data dir (server, CLI) the same database: a SQLite file in the data dir,
+or a PostgreSQL schema (SCS_DATABASE_URL).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests import processes
+from tests.conftest import _create_schema, _drop_schema
 
 ADMIN_KEY = "scs_e2e-admin-key-" + "k" * 24
 SECRET = "e2e-secret-" + "s" * 40
@@ -29,15 +36,55 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The PostgreSQL database of each data dir on that backend (while its test or module runs).
+_DATABASES: dict[Path, str] = {}
+
+
+@contextmanager
+def on_database(data_dir: Path, url: str | None) -> Iterator[Path]:
+    """Ties ``data_dir`` to the database ``url`` (None: the SQLite file in it) for a while."""
+    if url is not None:
+        _DATABASES[data_dir] = url
+    try:
+        yield data_dir
+    finally:
+        _DATABASES.pop(data_dir, None)
+    sqlite_file = data_dir / "shared_context.db"
+    assert url is None or not sqlite_file.exists(), "a process here opened SQLite, not PostgreSQL"
+
+
+@contextmanager
+def own_database(data_dir: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """``data_dir`` on a new database of ``backend`` of its own, for a wider fixture."""
+    if backend == "sqlite":
+        yield data_dir
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    schema, url = _create_schema(server)
+    try:
+        with on_database(data_dir, url):
+            yield data_dir
+    finally:
+        _drop_schema(server, schema)
+
+
+def database_url_of(data_dir: Path) -> str:
+    """The database the servers on ``data_dir`` use."""
+    return _DATABASES.get(data_dir) or f"sqlite:///{data_dir / 'shared_context.db'}"
+
+
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a process on ``data_dir`` (and its database); ``extra``: more."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCS_")}
     env.update(
         SCS_DATA_DIR=str(data_dir),
         JWT_SECRET_KEY=SECRET,
         API_KEY=ADMIN_KEY,
         SCS_FEED_POLL_SECONDS="0.02",
-        **extra,
     )
+    if data_dir in _DATABASES:
+        env["SCS_DATABASE_URL"] = _DATABASES[data_dir]
+    env.update(extra)
     return env
 
 
@@ -90,8 +137,10 @@ def stop(server: HttpServer) -> None:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+def data_dir(tmp_path: Path, backend_url: str | None) -> Iterator[Path]:
+    """A data dir on the test's database of each backend (see ``server_env``)."""
+    with on_database(tmp_path / "data", backend_url) as path:
+        yield path
 
 
 @pytest.fixture
@@ -109,11 +158,15 @@ def http_servers() -> Iterator[Callable[..., HttpServer]]:
 
 
 @pytest.fixture(scope="module")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """One server per module: each test makes its own sessions, so they do not interfere."""
-    server = start_http_server(tmp_path_factory.mktemp("server") / "data")
-    yield server
-    stop(server)
+def http_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[HttpServer]:
+    """One server per module and backend: each test makes its own sessions, so they do not
+    interfere."""
+    with own_database(tmp_path_factory.mktemp("server") / "data", backend, request) as data_dir:
+        server = start_http_server(data_dir)
+        yield server
+        stop(server)
 
 
 @asynccontextmanager

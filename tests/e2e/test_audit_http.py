@@ -11,7 +11,14 @@ import sqlalchemy as sa
 
 from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.tables import audit_log
-from tests.e2e.conftest import ADMIN_KEY, http_client, server_env, start_http_server, stop
+from tests.e2e.conftest import (
+    ADMIN_KEY,
+    database_url_of,
+    http_client,
+    server_env,
+    start_http_server,
+    stop,
+)
 from tests.mcp.conftest import fails, ok
 
 
@@ -57,7 +64,7 @@ async def test_the_audit_trail_over_http_and_the_offline_check(data_dir: Path) -
             ]
             assert (await ok(client, "verify_audit_log", auth_token=auditor))["intact"] is True
 
-            engine = create_engine(f"sqlite:///{data_dir / 'shared_context.db'}")
+            engine = create_engine(database_url_of(data_dir))
             with engine.begin() as conn:
                 edited = log["records"][1]["id"]
                 conn.execute(

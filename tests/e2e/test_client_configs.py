@@ -34,7 +34,14 @@ from shared_context_server.cli.client_config import CLIENTS
 from shared_context_server.cli.main import cli
 from tests import processes
 from tests.cli.test_client_config import Parsed, call_as, read_config
-from tests.e2e.conftest import HttpServer, http_client, server_env, start_http_server, stop
+from tests.e2e.conftest import (
+    HttpServer,
+    http_client,
+    own_database,
+    server_env,
+    start_http_server,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".client-clis"
@@ -58,12 +65,16 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """One server for the module; every configuration gets its own key and agent."""
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    """One server for the module and backend; every configuration gets its own key and
+    agent."""
     data_dir = tmp_path_factory.mktemp("client-configs") / "data"
-    server = start_http_server(data_dir)
-    yield Deployment(server, data_dir)
-    stop(server)
+    with own_database(data_dir, backend, request):
+        server = start_http_server(data_dir)
+        yield Deployment(server, data_dir)
+        stop(server)
 
 
 def client_config(deployment: Deployment, client: str, transport: str, agent: str) -> str:
@@ -108,26 +119,14 @@ async def test_every_stdio_config_launches_a_server_that_acts_as_its_agent(
     agent = f"stdio-{client}"
     parsed = read_config(client, await printed(deployment, client, "stdio", agent))
     assert Path(parsed.command).is_absolute()
+    # On PostgreSQL the launched server must be told the database, as the operator's is.
+    assert parsed.env.get("SCS_DATABASE_URL") == server_env(deployment.data_dir).get(
+        "SCS_DATABASE_URL"
+    )
     async with Client(stdio_params(parsed), mode="legacy", cache=None) as session:
         assert (await call_as(session))["agent_id"] == agent
     # The key was made in the deployment's database: that it verified shows the launched
-    # server opened that database (SCS_DATA_DIR), not a fresh one of its own.
-
-
-@pytest.mark.postgres
-async def test_a_stdio_config_opens_the_deployments_postgresql(
-    postgres_url: str, tmp_path: Path
-) -> None:
-    """On PostgreSQL the launched server must be told the database (SCS_DATABASE_URL): the
-    key made there verifies only if it opened the same one."""
-    env = server_env(tmp_path / "data", SCS_DATABASE_URL=postgres_url)
-    args = ["client-config", "cursor", "--transport", "stdio", "--agent-id", "pg-agent"]
-    result = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli, args, env=env))
-    assert result.exit_code == 0, result.stderr
-    parsed = read_config("cursor", result.stdout)
-    assert parsed.env["SCS_DATABASE_URL"] == postgres_url
-    async with Client(stdio_params(parsed), mode="legacy", cache=None) as session:
-        assert (await call_as(session))["agent_id"] == "pg-agent"
+    # server opened that database (SCS_DATA_DIR, SCS_DATABASE_URL), not a fresh one.
 
 
 # The real client CLIs ------------------------------------------------------------------

@@ -108,7 +108,7 @@ async def test_a_2026_listener_is_notified_over_http(http_server: HttpServer) ->
                 assert await subscription.__anext__() == ResourceUpdated(uri=uri)
 
 
-async def test_two_processes_on_one_sqlite_file_share_data_and_live_updates(
+async def test_two_processes_on_one_database_share_data_and_live_updates(
     data_dir: Path,
 ) -> None:
     first = start_http_server(data_dir)

@@ -21,9 +21,9 @@ def stdio_server(data_dir: Path, **env: str) -> StdioServerParameters:
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_main_flow_over_stdio(tmp_path: Path, mode: str) -> None:
+async def test_main_flow_over_stdio(data_dir: Path, mode: str) -> None:
     params = stdio_server(
-        tmp_path / "data",
+        data_dir,
         SCS_AUTH_TOKEN=ADMIN_KEY,
         SCS_AGENT_ID="cli-agent",
         SCS_AGENT_TYPE="codex",
@@ -42,8 +42,8 @@ async def test_main_flow_over_stdio(tmp_path: Path, mode: str) -> None:
         assert (await ok(client, "list_memory"))["count"] == 1
 
 
-async def test_a_stdio_server_without_an_identity_refuses_work(tmp_path: Path) -> None:
-    async with Client(stdio_server(tmp_path / "data"), mode="legacy", cache=None) as client:
+async def test_a_stdio_server_without_an_identity_refuses_work(data_dir: Path) -> None:
+    async with Client(stdio_server(data_dir), mode="legacy", cache=None) as client:
         assert (await fails(client, "list_sessions"))["code"] == "AUTH_REQUIRED"
         issued = await ok(client, "authenticate_agent", agent_id="sub", api_key=ADMIN_KEY)
         await ok(client, "list_sessions", auth_token=issued["token"])

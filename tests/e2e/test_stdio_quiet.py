@@ -20,14 +20,14 @@ REQUESTS = [
 ]
 
 
-def _session(tmp_path: Path, **env: str) -> tuple[list[dict[str, Any]], str]:
+def _session(data_dir: Path, **env: str) -> tuple[list[dict[str, Any]], str]:
     """One stdio session (initialize, tools/list, a tool call, end of input): the answers
     and everything the server wrote to stderr."""
-    log = tmp_path / "stderr.log"
+    log = data_dir.parent / "stderr.log"
     with log.open("wb") as stderr:
         process = processes.spawn(
             [sys.executable, "-m", "shared_context_server", "serve", "--transport", "stdio"],
-            env=server_env(tmp_path / "data", SCS_AUTH_TOKEN=ADMIN_KEY, **env),
+            env=server_env(data_dir, SCS_AUTH_TOKEN=ADMIN_KEY, **env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -61,8 +61,8 @@ def _session(tmp_path: Path, **env: str) -> tuple[list[dict[str, Any]], str]:
     return answers, log.read_text()
 
 
-def test_stdio_stderr_has_no_info_line_at_warning(tmp_path: Path) -> None:
-    answers, stderr = _session(tmp_path)
+def test_stdio_stderr_has_no_info_line_at_warning(data_dir: Path) -> None:
+    answers, stderr = _session(data_dir)
     by_id = {answer.get("id"): answer for answer in answers}
     assert by_id[2]["result"]["tools"], by_id
     assert by_id[3]["result"]["isError"] is False, by_id[3]
@@ -70,6 +70,6 @@ def test_stdio_stderr_has_no_info_line_at_warning(tmp_path: Path) -> None:
     assert "Starting MCP server" not in stderr, stderr
 
 
-def test_scs_log_level_info_shows_the_start_line(tmp_path: Path) -> None:
-    _, stderr = _session(tmp_path, SCS_LOG_LEVEL="INFO")
+def test_scs_log_level_info_shows_the_start_line(data_dir: Path) -> None:
+    _, stderr = _session(data_dir, SCS_LOG_LEVEL="INFO")
     assert "Starting MCP server" in stderr, stderr
