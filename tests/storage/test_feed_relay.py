@@ -12,9 +12,12 @@ import sqlalchemy as sa
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.events.bus import InProcessBus
 from shared_context_server.events.feed_relay import FeedRelay
+from shared_context_server.storage import migrate
+from shared_context_server.storage.engine import create_engine
 from shared_context_server.storage.sql import pg_listen
 from shared_context_server.storage.sql.store import SqlStore
 from shared_context_server.storage.store import ChangeWatch
+from tests.storage.conftest import TEST_AUDIT_KEY
 from tests.storage.factories import at, create_session, make_session, new_message, post
 
 
@@ -127,6 +130,29 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
         "INFO",
     ]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_listener_hears_its_own_schema_not_another_in_the_same_database(
+    open_store: Callable[[], SqlStore], postgres_url: str
+) -> None:
+    """Deployments sharing a PostgreSQL database in different schemas share the channel:
+    a commit in another schema does not wake this one's relay."""
+    here, there = open_store(), open_store()
+    engine = create_engine(postgres_url)
+    migrate.upgrade(engine)
+    elsewhere = SqlStore(engine, audit_key=TEST_AUDIT_KEY)
+    try:
+        async with here.watch_changes(0.01) as watch:
+            await watch.wait()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(create_session, elsewhere, make_session())
+                assert not await _woken(watch)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(create_session, there, make_session())
+                assert await _woken(watch)
+    finally:
+        await elsewhere.close()
 
 
 async def test_a_running_relay_hears_another_store_promptly(

@@ -20,6 +20,10 @@ from anyio.abc import TaskStatus
 logger = logging.getLogger(__name__)
 
 CHANNEL = "scs_changes"
+# A notification's payload: the committing store's origin and its schema (its search_path's
+# first). Deployments sharing a database in different schemas share the channel; each wakes
+# for its own schema only. A payload without a schema (an older process) wakes everyone.
+PAYLOAD = "CAST(:origin AS text) || ' ' || coalesce(current_schema(), '')"
 SAFETY_READ_SECONDS = 30.0
 RECONNECT_MIN_SECONDS = 0.05
 RECONNECT_MAX_SECONDS = 5.0
@@ -53,6 +57,8 @@ class NotifyWatch:
                     self._conninfo, autocommit=True, application_name="scs-listener"
                 )
                 async with conn:
+                    found = await (await conn.execute("SELECT current_schema()")).fetchone()
+                    schema = (found[0] if found else None) or ""
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._connected()
                     if not started:
@@ -60,7 +66,8 @@ class NotifyWatch:
                         started = True
                     backoff = RECONNECT_MIN_SECONDS
                     async for note in conn.notifies():
-                        if note.payload != self._origin:
+                        origin, tagged, where = note.payload.partition(" ")
+                        if origin != self._origin and (not tagged or where == schema):
                             self._wake.set()
             except psycopg.Error as exc:
                 self._lost(type(exc).__name__)

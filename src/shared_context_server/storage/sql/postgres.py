@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from shared_context_server.errors import StorageUnavailableError
 from shared_context_server.storage.repositories.search import QueryWord
 from shared_context_server.storage.sql.dialect import APPEND_LOCK_ID, Dialect, quoted
-from shared_context_server.storage.sql.pg_listen import CHANNEL, listening
+from shared_context_server.storage.sql.pg_listen import CHANNEL, PAYLOAD, listening
 from shared_context_server.storage.store import ChangeWatch
 from shared_context_server.storage.tables import messages
 
@@ -30,7 +30,9 @@ _UNAVAILABLE = {
     "57014": "busy",  # statement timeout
 }
 _UNAVAILABLE_CLASSES = {"08": "unreachable", "53": "busy", "58": "io_error"}
-_BEGIN_APPEND = sa.text(f"SELECT pg_advisory_xact_lock(:lock_id), pg_notify('{CHANNEL}', :origin)")
+_BEGIN_APPEND = sa.text(
+    f"SELECT pg_advisory_xact_lock(:lock_id), pg_notify('{CHANNEL}', {PAYLOAD})"
+)
 
 
 class PostgresDialect(Dialect):
