@@ -141,20 +141,6 @@ def postgres_only(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("backend", [BACKENDS[1]], scope="module")
 
 
-def xfail_on_postgres(reason: str) -> pytest.MarkDecorator:
-    """Both backends, PostgreSQL's run a known failure (strict): ``reason`` names the bug."""
-    assert reason.startswith("issue 11: "), "name the issue and the diagnosis"
-    failing = pytest.mark.xfail(strict=True, reason=reason)
-    return pytest.mark.parametrize(
-        "backend",
-        [
-            BACKENDS[0],
-            pytest.param("postgres", id="postgres", marks=[pytest.mark.postgres, failing]),
-        ],
-        scope="module",
-    )
-
-
 @dataclass
 class ReusedSchema:
     """One PostgreSQL schema migrated once per run and emptied before each test."""
