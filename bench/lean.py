@@ -255,12 +255,12 @@ def load(jobs: list[Job]) -> tuple[Samples, float]:
     return samples, elapsed
 
 
-def _split(tokens: list[str | None], parts: int) -> list[list[str | None]]:
+def split(tokens: list[str | None], parts: int) -> list[list[str | None]]:
     parts = max(1, min(parts, len(tokens)))
     return [tokens[i::parts] for i in range(parts)]
 
 
-def _row(
+def load_row(
     name: str,
     op: str,
     layout: str,
@@ -300,10 +300,10 @@ async def run(bench: Bench) -> dict[str, Any]:
         processes = 1 if count == 1 else plan.lean_processes
         floor_jobs = [
             Job(bench.floor.port, "noop", part, None, plan.lean_seconds, index)
-            for index, part in enumerate(_split([None] * count, processes))
+            for index, part in enumerate(split([None] * count, processes))
         ]
         samples, elapsed = load(floor_jobs)
-        floor = _row(
+        floor = load_row(
             f"floor: noop, {count} connection{'s' if count > 1 else ''}",
             "noop",
             "floor",
@@ -317,12 +317,12 @@ async def run(bench: Bench) -> dict[str, Any]:
         for session_id, layout in ((shared, "one session"), (None, "separate sessions")):
             jobs = [
                 Job(bench.ours.port, "add_message", part, session_id, plan.lean_seconds, index)
-                for index, part in enumerate(_split(tokens, processes))
+                for index, part in enumerate(split(tokens, processes))
             ]
             samples, elapsed = load(jobs)
             name = f"add_message, {count} connection{'s' if count > 1 else ''}, {layout}"
             ours = with_floor(
-                _row(name, "add_message", layout, count, processes, samples, elapsed), floor
+                load_row(name, "add_message", layout, count, processes, samples, elapsed), floor
             )
             ours["floor_throughput"] = floor["throughput"]
             ours["throughput_ratio"] = ratio(ours["throughput"], floor["throughput"])

@@ -33,6 +33,8 @@ HEAR_TIMEOUT_S = 5.0
 # A random pause before each post: back-to-back samples would otherwise lock onto the phase
 # of any periodic work (the change-feed poll that carries news across processes).
 JITTER_S = 0.05
+# Where a client connects and as whom: an MCP URL and a bearer token.
+Endpoint = tuple[str, str]
 WAIT_SETTLE_S = 0.02  # lets a wait_for_updates request reach the server before the post
 
 
@@ -103,29 +105,36 @@ async def _new_session(writer: Client, purpose: str) -> str:
 
 
 async def notify_2025(
-    bench: Bench, writer_of: Callable[[], AbstractAsyncContextManager[Client]], label: str
+    bench: Bench,
+    writer_of: Callable[[], AbstractAsyncContextManager[Client]],
+    label: str,
+    subscriber_at: Endpoint | None = None,
 ) -> Samples:
-    """resources/subscribe, then notifications/resources/updated on the subscriber's stream."""
+    """resources/subscribe, then notifications/resources/updated on the subscriber's stream
+    (by default: on our server, as SUBSCRIBER)."""
     plan = bench.plan
     arrival = Arrival()
+    url, token = subscriber_at or (bench.ours.url, bench.tokens[SUBSCRIBER])
     async with writer_of() as writer:
         session_id = await _new_session(writer, f"bench: live {label}")
         uri = f"session://{session_id}"
-        async with http_client(
-            bench.ours.url, bench.tokens[SUBSCRIBER], message_handler=_handler(arrival, uri)
-        ) as subscriber:
+        async with http_client(url, token, message_handler=_handler(arrival, uri)) as subscriber:
             await subscribe(subscriber, uri)
             return await _delivery(writer, session_id, arrival, plan.live_samples, plan.warmup)
 
 
-async def notify_2026(bench: Bench) -> Samples:
-    """subscriptions/listen; the event as the client's subscription iterator yields it."""
+async def notify_2026(
+    bench: Bench, writer_at: Endpoint | None = None, listener_at: Endpoint | None = None
+) -> Samples:
+    """subscriptions/listen; the event as the client's subscription iterator yields it
+    (by default both on our server, as WRITER and SUBSCRIBER)."""
     plan = bench.plan
     arrival = Arrival()
-    url = bench.ours.url
+    writer_url, writer_token = writer_at or (bench.ours.url, bench.tokens[WRITER])
+    listener_url, listener_token = listener_at or (bench.ours.url, bench.tokens[SUBSCRIBER])
     async with (
-        http_client(url, bench.tokens[WRITER], mode=MODERN) as writer,
-        http_client(url, bench.tokens[SUBSCRIBER], mode=MODERN) as listener,
+        http_client(writer_url, writer_token, mode=MODERN) as writer,
+        http_client(listener_url, listener_token, mode=MODERN) as listener,
     ):
         session_id = await _new_session(writer, "bench: live 2026")
         uri = f"session://{session_id}"

@@ -12,6 +12,7 @@ SECTIONS = (
     "live",
     "lean",
     "flood",
+    "scaleout",
     "search",
     "memory",
 )
@@ -39,6 +40,13 @@ class Plan:
     # Flood: connections (spread over lean_processes) hammering the server while one
     # agent's calls are timed (iterations of them, as in the sequential rows).
     flood_connections: int = 100
+    # Scale-out: lean connections (spread over lean_processes) and seconds per load run;
+    # on PostgreSQL, seconds the transaction counter must hold still (it lags by up to
+    # 10 s), then seconds of the idle window.
+    scaleout_connections: int = 50
+    scaleout_seconds: float = 8.0
+    idle_settle_seconds: float = 11.0
+    idle_seconds: float = 10.0
     # Start-up: extra starts of each server on a fresh data directory (and, up to 3, of
     # ours on the database the run filled), besides the benchmark's own start.
     startups: int = 5
@@ -63,6 +71,10 @@ QUICK = Plan(
     lean_connections=(1, 4),
     lean_seconds=0.3,
     flood_connections=4,
+    scaleout_connections=4,
+    scaleout_seconds=0.3,
+    idle_settle_seconds=1.0,
+    idle_seconds=1.0,
     startups=0,
     search_sizes=(1_000,),
     search_query_step=3,

@@ -173,6 +173,45 @@ def _live(section: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
     return intro + "\n\n" + _table(section["rows"], columns)
 
 
+def _scaleout(section: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
+    target: Column = ("target", _target_cell(verdicts, "scaleout"))
+    rows = section["rows"]
+    load: list[Column] = [
+        ("measurement", lambda r: r["name"]),
+        ("calls", lambda r: _num(r.get("calls"))),
+        ("calls/s", lambda r: _num(r.get("throughput"), 1)),
+        ("floor calls/s", lambda r: _num(r.get("floor_throughput"), 1)),
+        (f"calls/s {TIMES}floor", lambda r: _x(r.get("throughput_ratio"))),
+        ("p50 ms", lambda r: _num(r.get("p50_ms"))),
+        ("p95 ms", lambda r: _num(r.get("p95_ms"))),
+        ("errors", _errors),
+        target,
+    ]
+    notified = _latency_columns([("notification", lambda r: r["name"])], with_ratio=False)
+    notified += [("max ms", lambda r: _num(r.get("max_ms"))), ("errors", _errors), target]
+    idle: list[Column] = [
+        ("idle", lambda r: r["name"]),
+        ("seconds", lambda r: _num(r.get("seconds"), 1)),
+        ("transactions", lambda r: _num(r.get("transactions"))),
+        ("per second", lambda r: _num(r.get("per_second"))),
+        target,
+    ]
+    parts = [
+        f"{section['client']}; {section['transport']}; {section['seconds_per_run']} s per "
+        "load run. Each load row's floor (`noop`, same generator, same connections) ran just "
+        "before it.",
+        _table([r for r in rows if "throughput" in r], load),
+    ]
+    for columns, chosen in (
+        (notified, [r for r in rows if r["op"].startswith("notify_")]),
+        (idle, [r for r in rows if r["op"] == "idle_postgres"]),
+    ):
+        if chosen:
+            parts.append(_table(chosen, columns))
+    parts += [f"Not measured: {note}." for note in section.get("notes", [])]
+    return "\n\n".join(parts)
+
+
 def _startup(section: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
     floor = section["floor"]
     columns = _latency_columns([("server", lambda r: r["name"])])
@@ -249,6 +288,11 @@ def markdown(results: dict[str, Any]) -> str:
             "flood",
             "A legitimate client during an abusive flood (official client)",
             lambda: flood.markdown(sections["flood"], _num, _x),
+        ),
+        (
+            "scaleout",
+            "Scale-out: several processes on one database (lean generator)",
+            lambda: _scaleout(sections["scaleout"], verdicts),
         ),
         (
             "search_quality",

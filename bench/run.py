@@ -9,7 +9,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, error_cost, flood, lean, live, search_quality, sequential
+from bench import (
+    concurrency,
+    error_cost,
+    flood,
+    lean,
+    live,
+    scaleout,
+    search_quality,
+    sequential,
+)
 from bench.clients import call, http_client, issue_tokens
 from bench.context import ADMIN, READER, Bench, agent_ids
 from bench.measure import say
@@ -74,6 +83,8 @@ async def _measure(bench: Bench, only: tuple[str, ...], sections: dict[str, Any]
         sections["lean"] = await _timed("lean generator", lambda: lean.run(bench))
     if "flood" in only:
         sections["flood"] = await _timed("flood", lambda: flood.run(bench))
+    if "scaleout" in only:
+        sections["scaleout"] = await _timed("scale-out", lambda: scaleout.run(bench))
     if "search" in only:
         sections["search_quality"] = await _timed(
             "search quality", lambda: search_quality.run(bench)

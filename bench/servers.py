@@ -126,11 +126,42 @@ def _start(name: str, args: list[str], env: dict[str, str], port: int, log: Path
     raise RuntimeError(f"{name} did not become healthy in {HEALTH_TIMEOUT_S} s")
 
 
-def start_ours(data_dir: Path, creds: Credentials, log: Path) -> ServerProcess:
+def start_ours(
+    data_dir: Path, creds: Credentials, log: Path, *options: str, **env: str
+) -> ServerProcess:
+    """``options``: more of ``serve``'s options; ``env``: more settings."""
     port = free_port()
     args = [sys.executable, "-m", "shared_context_server", "serve"]
-    args += ["--transport", "http", "--host", HOST, "--port", str(port)]
-    return _start("ours", args, ours_env(data_dir, creds), port, log)
+    args += ["--transport", "http", "--host", HOST, "--port", str(port), *options]
+    return _start("ours", args, ours_env(data_dir, creds, **env), port, log)
+
+
+def wait_for_workers(server: ServerProcess, count: int) -> None:
+    """Until ``count`` workers of ``serve --workers`` serve: /health answers as soon as the
+    first does, and connections opened before the others are up would all go to it. A worker
+    makes its unix socket (in the directory its environment names) once its app is open."""
+    deadline = time.perf_counter() + HEALTH_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited: {server.log.read_text()[-2000:]}")
+        if _serving_workers(server.pid) >= count:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{server.name}: {count} workers not up in {HEALTH_TIMEOUT_S} s")
+
+
+def _serving_workers(pid: int) -> int:
+    serving = 0
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        for entry in environ:
+            name, _, value = entry.partition(b"=")
+            if name == b"SCS_WORKER_SOCKETS" and (Path(value.decode()) / f"{child}.sock").exists():
+                serving += 1
+    return serving
 
 
 def start_floor(log: Path) -> ServerProcess:

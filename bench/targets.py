@@ -88,6 +88,29 @@ TARGETS: tuple[Target, ...] = (
         "ms",
         "largest_size",
     ),
+    # Issue 11: several processes on one database.
+    Target(
+        "throughput, 50 writers, 2 workers",
+        "scaleout",
+        "workers_2",
+        "throughput_ratio",
+        ">=",
+        1.3,
+        X_FLOOR,
+    ),
+    *(
+        Target(
+            f"notification p95 across processes on PostgreSQL, {era}",
+            "scaleout",
+            f"notify_postgres_{era[:4]}",
+            "p95_ms",
+            "<=",
+            50,
+            "ms",
+        )
+        for era in ("2025-11-25", "2026-07-28")
+    ),
+    Target("idle server on PostgreSQL", "scaleout", "idle_postgres", "per_second", "<", 1, "tx/s"),
     # Issue 8: an expected error (a refused call) costs no more than a success.
     *(
         Target(f"refused {op} p50", "error_cost", op, "ratio_p50", "<=", 1.0, "\u00d7 success")
