@@ -198,8 +198,10 @@ def _scaleout(section: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
     ]
     parts = [
         f"{section['client']}; {section['transport']}; {section['seconds_per_run']} s per "
-        "load run. Each load row's floor (`noop`, same generator, same connections) ran just "
-        "before it.",
+        "load run. Each load row's floor (`noop` on the single-process floor, same generator, "
+        "same connections) ran just before it. The first row is the floor itself in two "
+        "worker processes: what a second process gives a server that does nothing, on these "
+        "cores, which the generator shares.",
         _table([r for r in rows if "throughput" in r], load),
     ]
     for columns, chosen in (

@@ -37,8 +37,10 @@ from bench.servers import (
     ServerProcess,
     free_port,
     repo_root,
+    start_floor,
     start_ours,
     stop_process,
+    wait_for_floor_workers,
     wait_for_workers,
 )
 from bench.stats import ratio, with_floor
@@ -66,7 +68,7 @@ class Served:
 
 
 async def run(bench: Bench) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [_floor_with_workers(bench, 2)]
     notes: list[str] = []
     for workers in (1, 2):
         with _ours(bench, f"sqlite-{workers}", workers) as served:
@@ -110,30 +112,55 @@ async def _postgres(
     return rows
 
 
+def _floor_with_workers(bench: Bench, workers: int) -> dict[str, Any]:
+    """The floor itself in ``workers`` processes: what more processes can give on this
+    machine to a server that does nothing, with the generator on the same cores."""
+    floor = start_floor(bench.log_path(f"floor-{workers}-workers"), workers)
+    try:
+        wait_for_floor_workers(floor, workers)
+        served = Served(floor.port, floor.url, f"the floor itself, {workers} workers")
+        count = bench.plan.scaleout_connections
+        op = f"floor_workers_{workers}"
+        return _load_against_floor(bench, served, "noop", op, [None] * count)
+    finally:
+        floor.stop()
+
+
 async def _throughput(
     bench: Bench, served: Served, op: str, backend: str, server_processes: int
 ) -> dict[str, Any]:
-    """The floor's noop, then our add_message, by the same generator, one after the other."""
-    plan = bench.plan
-    count = plan.scaleout_connections
-    floor_jobs = [
-        lean.Job(bench.floor.port, "noop", part, None, plan.scaleout_seconds, index)
-        for index, part in enumerate(lean.split([None] * count, plan.lean_processes))
-    ]
-    floor_samples, floor_elapsed = lean.load(floor_jobs)
-    floor = lean.load_row(
-        "floor: noop", "noop", "floor", count, plan.lean_processes, floor_samples, floor_elapsed
-    )
+    """Our add_message, each connection its own agent and session."""
+    count = bench.plan.scaleout_connections
     tokens = await issue_tokens(served.url, bench.creds.admin_key, agent_ids(count))
-    jobs = [
-        lean.Job(served.port, "add_message", part, None, plan.scaleout_seconds, index)
-        for index, part in enumerate(lean.split(list(tokens.values()), plan.lean_processes))
-    ]
-    samples, elapsed = lean.load(jobs)
-    name = f"add_message, {served.label}"
-    layout = "separate sessions"
-    result = lean.load_row(name, op, layout, count, plan.lean_processes, samples, elapsed)
+    result = _load_against_floor(bench, served, "add_message", op, list(tokens.values()))
     result |= {"backend": backend, "server_processes": server_processes}
+    return result
+
+
+def _load_against_floor(
+    bench: Bench, served: Served, tool: str, op: str, tokens: list[str | None]
+) -> dict[str, Any]:
+    """The single-process floor's noop, then ``tool`` against ``served`` (a connection per
+    token), by the same generator, one right after the other."""
+    plan = bench.plan
+    seconds, processes = plan.scaleout_seconds, plan.lean_processes
+    count = len(tokens)
+
+    def load(port: int, tool: str, tokens: list[str | None]) -> tuple[Samples, float]:
+        parts = lean.split(tokens, processes)
+        return lean.load([lean.Job(port, tool, p, None, seconds, i) for i, p in enumerate(parts)])
+
+    floor = lean.load_row(
+        "floor: noop",
+        "noop",
+        "floor",
+        count,
+        processes,
+        *load(bench.floor.port, "noop", [None] * count),
+    )
+    name = f"{tool}, {served.label}"
+    layout = "floor" if tool == "noop" else "separate sessions"
+    result = lean.load_row(name, op, layout, count, processes, *load(served.port, tool, tokens))
     with_floor(result, floor)
     result["floor_throughput"] = floor["throughput"]
     result["throughput_ratio"] = ratio(result["throughput"], floor["throughput"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import socket
@@ -150,6 +151,24 @@ def wait_for_workers(server: ServerProcess, count: int) -> None:
     raise RuntimeError(f"{server.name}: {count} workers not up in {HEALTH_TIMEOUT_S} s")
 
 
+def wait_for_floor_workers(floor: ServerProcess, count: int) -> None:
+    """Until each of the floor's ``count`` workers has answered /health (which names the
+    worker's pid) on a connection of its own."""
+    seen: set[int] = set()
+    deadline = time.perf_counter() + HEALTH_TIMEOUT_S
+    while len(seen) < count:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"floor: {count} workers not up in {HEALTH_TIMEOUT_S} s")
+        connection = http.client.HTTPConnection(HOST, floor.port, timeout=1)
+        try:
+            connection.request("GET", "/health")
+            seen.add(int(json.loads(connection.getresponse().read())["pid"]))
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            connection.close()
+
+
 def _serving_workers(pid: int) -> int:
     serving = 0
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
@@ -164,10 +183,10 @@ def _serving_workers(pid: int) -> int:
     return serving
 
 
-def start_floor(log: Path) -> ServerProcess:
+def start_floor(log: Path, workers: int = 1) -> ServerProcess:
     port = free_port()
     args = [sys.executable, "-m", "bench.floor", "--host", HOST, "--port", str(port)]
-    return _start("floor", args, clean_env(), port, log)
+    return _start("floor", [*args, f"--workers={workers}"], clean_env(), port, log)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
