@@ -5,8 +5,10 @@ session) against our server with 1 and 2 workers (``serve --workers N``) on SQLi
 PostgreSQL, and against two single-process servers on PostgreSQL behind HAProxy
 (``deploy/haproxy.cfg`` as shipped, less its third server line). Each row's ratio is to the
 floor's ``noop`` driven by the same generator just before it: on two cores the machine's
-load drifts between runs. On PostgreSQL also: a notification whose writer is on the other
-server process (NOTIFY), in both eras, and the transactions per second of idle servers.
+load drifts between runs. A first row runs the floor itself in two workers: what a second
+process gives, on these cores, a server that does nothing. On PostgreSQL also: a
+notification whose writer is on the other server process (NOTIFY), in both eras, and the
+transactions per second of idle servers.
 
 PostgreSQL rows run on a database of their own, created for the run and dropped after it
 (``SCS_BENCH_POSTGRES_URL`` names the server; default the local one), so that its
