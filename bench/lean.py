@@ -255,9 +255,18 @@ def load(jobs: list[Job]) -> tuple[Samples, float]:
     return samples, elapsed
 
 
-def split(tokens: list[str | None], parts: int) -> list[list[str | None]]:
-    parts = max(1, min(parts, len(tokens)))
-    return [tokens[i::parts] for i in range(parts)]
+def jobs(
+    port: int,
+    tool: str,
+    tokens: list[str | None],
+    session_id: str | None,
+    seconds: float,
+    processes: int,
+) -> list[Job]:
+    """A connection per token, spread over at most ``processes`` client processes."""
+    parts = max(1, min(processes, len(tokens)))
+    shares = [tokens[i::parts] for i in range(parts)]
+    return [Job(port, tool, share, session_id, seconds, i) for i, share in enumerate(shares)]
 
 
 def load_row(
@@ -298,10 +307,9 @@ async def run(bench: Bench) -> dict[str, Any]:
     rows = []
     for count in plan.lean_connections:
         processes = 1 if count == 1 else plan.lean_processes
-        floor_jobs = [
-            Job(bench.floor.port, "noop", part, None, plan.lean_seconds, index)
-            for index, part in enumerate(split([None] * count, processes))
-        ]
+        floor_jobs = jobs(
+            bench.floor.port, "noop", [None] * count, None, plan.lean_seconds, processes
+        )
         samples, elapsed = load(floor_jobs)
         floor = load_row(
             f"floor: noop, {count} connection{'s' if count > 1 else ''}",
@@ -315,11 +323,10 @@ async def run(bench: Bench) -> dict[str, Any]:
         rows.append(floor)
         tokens: list[str | None] = [bench.tokens[a] for a in agent_ids(count)]
         for session_id, layout in ((shared, "one session"), (None, "separate sessions")):
-            jobs = [
-                Job(bench.ours.port, "add_message", part, session_id, plan.lean_seconds, index)
-                for index, part in enumerate(split(tokens, processes))
-            ]
-            samples, elapsed = load(jobs)
+            ours_jobs = jobs(
+                bench.ours.port, "add_message", tokens, session_id, plan.lean_seconds, processes
+            )
+            samples, elapsed = load(ours_jobs)
             name = f"add_message, {count} connection{'s' if count > 1 else ''}, {layout}"
             ours = with_floor(
                 load_row(name, "add_message", layout, count, processes, samples, elapsed), floor

@@ -149,8 +149,7 @@ def _load_against_floor(
     count = len(tokens)
 
     def load(port: int, tool: str, tokens: list[str | None]) -> tuple[Samples, float]:
-        parts = lean.split(tokens, processes)
-        return lean.load([lean.Job(port, tool, p, None, seconds, i) for i, p in enumerate(parts)])
+        return lean.load(lean.jobs(port, tool, tokens, None, seconds, processes))
 
     floor = lean.load_row(
         "floor: noop",
