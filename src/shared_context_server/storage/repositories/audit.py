@@ -27,9 +27,11 @@ class AuditedRow:
 
 
 class AuditRepository(Protocol):
-    def append_all(self, events: Iterable[AuditEvent]) -> int:
+    def append_all(self, events: Iterable[AuditEvent], *, turn_held: bool = False) -> int:
         """Chain ``events`` onto the trail in order, in batches (read as they come);
-        how many were appended. The unit of work appends what it recorded at commit."""
+        how many were appended. The unit of work appends what it recorded at commit.
+        ``turn_held``: the transaction holds the append turn already (it appended to the
+        feed), so it is not taken again."""
         ...
 
     def page(self, query: AuditQuery) -> list[AuditRecord]:

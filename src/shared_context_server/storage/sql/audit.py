@@ -142,9 +142,10 @@ class SqlAudit(Repository):
         # read but not append audit records.
         self.key = key
 
-    def append_all(self, events: Iterable[AuditEvent]) -> int:
+    def append_all(self, events: Iterable[AuditEvent], *, turn_held: bool = False) -> int:
         """Appends take turns, so each record links to the one before it."""
-        self.take_turn()
+        if not turn_held:
+            self.take_turn()
         last = self.conn.execute(_LAST).first()
         prev_hash = last.hash if last else GENESIS_HASH
         first_id = record_id = last.id if last else 0

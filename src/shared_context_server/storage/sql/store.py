@@ -65,7 +65,7 @@ class SqlTransaction:
             self.feed.begin_append()
         events = [self.feed.append(change) for change in self._changes]
         if self._audits:
-            self.audit.append_all(self._audits)
+            self.audit.append_all(self._audits, turn_held=bool(self._changes))
         return events
 
     @cached_property
