@@ -23,12 +23,12 @@ PACKAGE = "shared_context_server"
 SRC = Path(__file__).parents[1] / "src" / PACKAGE
 
 # What the domain (pure rules and values) must not depend on.
-DOMAIN_MUST_NOT_IMPORT = ("services", "storage", "mcp", "cli", "events", "config", "app")
+DOMAIN_MUST_NOT_IMPORT = ("services", "storage", "mcp", "web", "cli", "events", "config", "app")
 # The storage modules a service may import: the unit of work and the repositories'
 # protocols, never an implementation (storage/sql, the legacy sql_* mixins, tables...).
 SERVICE_STORAGE_SEAMS = ("storage.store", "storage.unit_of_work", "storage.repositories")
 # The adapters: they reach storage only through app.py (the composition root) and services.
-ADAPTERS = ("mcp", "cli")
+ADAPTERS = ("mcp", "web", "cli")
 # The only storage modules that may know which backend they run on.
 BACKEND_MODULES = ("storage/sql/sqlite.py", "storage/sql/postgres.py", "storage/engine.py")
 # Migration scripts are history, run once per database: their DDL differs per backend
@@ -234,7 +234,7 @@ def test_domain_values_have_the_fields_and_defaults_of_their_settings(
 def test_the_rules_see_what_they_check() -> None:
     """The walk is not vacuous: it finds the modules and imports the rules are about."""
     layers = {_layer(path) for path in _sources()}
-    assert {"domain", "services", "storage", "mcp", "cli", "app"} <= layers
+    assert {"domain", "services", "storage", "mcp", "web", "cli", "app"} <= layers
     messages = SRC / "services" / "messages.py"
     assert any(imp.target == "storage.store" for imp in _imports(messages))
     assert any(imp.target == "domain.access" for imp in _imports(messages))

@@ -14,7 +14,7 @@ import pytest
 from shared_context_server.clock import FakeClock
 from shared_context_server.config import Settings
 from shared_context_server.domain.models import KeyBinding
-from shared_context_server.mcp.auth_failures import LOOPBACK, address_key
+from shared_context_server.services.auth_failures import LOOPBACK, address_key
 from tests.conftest import READ_WRITE
 from tests.e2e.conftest import http_client
 from tests.mcp.conftest import ok

@@ -16,7 +16,7 @@ from shared_context_server.clock import FakeClock
 from shared_context_server.config import Settings
 from shared_context_server.domain.audit import AuditEvent
 from shared_context_server.domain.principal import Principal
-from shared_context_server.mcp.auth_failures import address_key
+from shared_context_server.services.auth_failures import address_key
 from tests.conftest import READ_WRITE
 from tests.e2e.conftest import http_client
 from tests.mcp.conftest import fails, ok

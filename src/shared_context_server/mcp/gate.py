@@ -37,7 +37,10 @@ from shared_context_server.errors import (
     DomainError,
     LimitExceededError,
 )
-from shared_context_server.mcp.auth_failures import (
+from shared_context_server.mcp.identity import AGENT_ID_HEADER, AGENT_TYPE_HEADER, bearer
+from shared_context_server.mcp.sessions import SessionTable
+from shared_context_server.services.auth import AuthService
+from shared_context_server.services.auth_failures import (
     FAILED_AUTH_CODES,
     AuthFailures,
     address_key,
@@ -46,9 +49,6 @@ from shared_context_server.mcp.auth_failures import (
     rate_limited,
     retry_after,
 )
-from shared_context_server.mcp.identity import AGENT_ID_HEADER, AGENT_TYPE_HEADER, bearer
-from shared_context_server.mcp.sessions import SessionTable
-from shared_context_server.services.auth import AuthService
 
 MCP_PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"

@@ -1,5 +1,6 @@
-"""Streamable HTTP: ``/mcp``, ``/health``, protected-resource metadata, and what guards them:
-exact Origin checking (``origin.py``), identity and session caps (``gate.py``)."""
+"""Streamable HTTP: ``/mcp``, ``/health``, protected-resource metadata, the dashboard at
+``/ui`` (``web/``), and what guards them: exact Origin checking (``origin.py``), identity
+and session caps (``gate.py``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from fastmcp import FastMCP
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 
 from shared_context_server import __version__
 from shared_context_server.app import App
-from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
+from shared_context_server.mcp.auth_failures import AuthAttempts
 from shared_context_server.mcp.gate import MCP_PATH, METADATA_PATH, Gate, GateSettings
 from shared_context_server.mcp.origin import ExactOrigin
 from shared_context_server.mcp.sessions import SessionTable
+from shared_context_server.services.auth_failures import AuthFailures
+from shared_context_server.web.app import build_dashboard
+from shared_context_server.web.signin import PATH as DASHBOARD_PATH
 
 
 def _failures(app: App, mcp: FastMCP) -> AuthFailures:
@@ -56,7 +61,8 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
     # then the gate (identity, session caps).
     abuse = settings.abuse
     sessions = SessionTable()
-    gate = GateSettings(app.auth, _failures(app, mcp), sessions, abuse)
+    failures = _failures(app, mcp)
+    gate = GateSettings(app.auth, failures, sessions, abuse)
     hosts = [settings.host, *settings.allowed_hosts]
     http = mcp.http_app(
         path=MCP_PATH,
@@ -70,4 +76,5 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
         session_idle_timeout=abuse.mcp_session_idle_seconds,
     )
     sessions.attach(http, abuse.mcp_sessions_total)
+    http.router.routes.append(Mount(DASHBOARD_PATH, app=build_dashboard(app, failures)))
     return http

@@ -19,7 +19,7 @@ from mcp_types import (
 from shared_context_server import __version__
 from shared_context_server.app import App
 from shared_context_server.domain.rate_limit import TokenBuckets
-from shared_context_server.mcp.auth_failures import AuthAttempts, AuthFailures
+from shared_context_server.mcp.auth_failures import AuthAttempts
 from shared_context_server.mcp.callers import RequestCaller
 from shared_context_server.mcp.capabilities import discover, drop_logging
 from shared_context_server.mcp.completion import Completions
@@ -30,6 +30,7 @@ from shared_context_server.mcp.live import LiveUpdates
 from shared_context_server.mcp.prompts import Prompts
 from shared_context_server.mcp.resources import Resources
 from shared_context_server.mcp.tools import register_tools
+from shared_context_server.services.auth_failures import AuthFailures
 
 INSTRUCTIONS = """\
 Shared Context Server: a blackboard shared by a team of agents.

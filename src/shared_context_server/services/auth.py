@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -225,6 +226,12 @@ class AuthService:
             return True
 
         return (await self._store.write(revoke)).value
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (the dashboard's cookie signature) derived from the token
+        secret, so every process sharing that secret shares it and nothing else is needed;
+        it reveals nothing of the secret."""
+        return hmac.new(self._tokens.secret.encode(), purpose.encode(), hashlib.sha256).digest()
 
     def known_key(self, credential: str) -> bool:
         """Whether ``credential`` is an API key this process verified lately: its holder is

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared_context_server.clock import Clock
 from shared_context_server.domain.access import (
+    read_scope,
     require,
     require_may_update_session,
     require_session,
@@ -27,9 +29,10 @@ from shared_context_server.errors import (
 )
 from shared_context_server.events.bus import EventBus
 from shared_context_server.services.unit_of_work import commit
+from shared_context_server.storage.repositories.messages import Tally
 from shared_context_server.storage.repositories.sessions import SessionChanges, SessionQuery
 from shared_context_server.storage.store import Store
-from shared_context_server.storage.unit_of_work import Transaction
+from shared_context_server.storage.unit_of_work import Snapshot, Transaction
 
 # Steps of a unit of work (run inside ``store.write``); the service's use cases and the
 # maintenance sweep run them, as do the storage tests.
@@ -92,6 +95,21 @@ def archive_inactive_sessions(tx: Transaction, before: datetime, now: datetime) 
 
 def new_session_id() -> str:
     return "session_" + secrets.token_hex(8)
+
+
+# Participants named per session in an overview: the most recent senders.
+PARTICIPANTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOverview:
+    """A session as a list of sessions shows it to one reader: the counts are of the
+    messages that reader may see."""
+
+    session: Session
+    messages: int
+    last_message_at: datetime | None
+    participants: list[str]
 
 
 class SessionService:
@@ -159,6 +177,40 @@ class SessionService:
     async def get(self, principal: Principal, session_id: str) -> Session:
         require(principal, Permission.READ)
         return await self.find(session_id, principal)
+
+    async def overview(
+        self,
+        principal: Principal,
+        *,
+        status: SessionStatus | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SessionOverview]:
+        """``list`` with, per session, what the caller may see of its messages (how many,
+        the latest, who posted them), read in one snapshot; ``text``: only sessions whose
+        id or purpose holds it, in any case."""
+        require(principal, Permission.READ)
+        check_page(self._limits, limit, offset)
+        query = SessionQuery(
+            limit=limit,
+            offset=offset,
+            status=status,
+            only=principal.session_id,
+            text=check_text(text, "text") if text else None,
+        )
+        scope = read_scope(principal)
+
+        def read(tx: Snapshot) -> list[SessionOverview]:
+            found = tx.sessions.list(query)
+            tallies = tx.messages.tally([s.id for s in found], scope, PARTICIPANTS)
+            none = Tally(0, None, [])
+            return [
+                SessionOverview(s, t.messages, t.last_at, t.senders)
+                for s, t in ((s, tallies.get(s.id, none)) for s in found)
+            ]
+
+        return await self._store.read(read)
 
     async def list(
         self,

@@ -36,6 +36,16 @@ class MessageRead:
     feed_cursor: int
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a reader may see of a session's messages, in numbers."""
+
+    messages: int
+    last_at: datetime | None
+    # Who posted them, most recent first (at most ``senders`` of ``tally``).
+    senders: list[str]
+
+
 class MessageRepository(Protocol):
     def insert(self, new: NewMessage, now: datetime) -> tuple[Message, dict[str, object]]:
         """The stored message and the row written (for its audit digest)."""
@@ -48,3 +58,8 @@ class MessageRepository(Protocol):
         ...
 
     def list(self, query: MessageQuery) -> list[Message]: ...
+
+    def tally(self, session_ids: Sequence[str], scope: ReadScope, senders: int) -> dict[str, Tally]:
+        """Per session, the messages ``scope`` may see: how many, the latest's time and
+        their most recent ``senders`` senders (a session without any is left out)."""
+        ...

@@ -21,6 +21,8 @@ class SessionQuery:
     only: str | None = None
     # Only ids that start with this text, case-sensitively on every backend (completion).
     id_prefix: str | None = None
+    # Only sessions whose id or purpose holds this text, in any case.
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from shared_context_server.domain.access import ReadScope
 from shared_context_server.domain.models import Message, NewMessage, Visibility
-from shared_context_server.storage.repositories.messages import MessageQuery
+from shared_context_server.storage.repositories.messages import MessageQuery, Tally
 from shared_context_server.storage.sql.repository import Repository
 from shared_context_server.storage.sql.rows import message_of, reader_params, visible_to
 from shared_context_server.storage.tables import messages
@@ -139,3 +140,26 @@ class SqlMessages(Repository):
 
     def list(self, query: MessageQuery) -> list[Message]:
         return [message_of(row) for row in self.conn.execute(*_list(query))]
+
+    def tally(self, session_ids: Sequence[str], scope: ReadScope, senders: int) -> dict[str, Tally]:
+        if not session_ids:
+            return {}
+        seen = sa.and_(_m.session_id.in_(list(session_ids)), visible_to(scope))
+        params = reader_params(scope)
+        totals = sa.select(_m.session_id, sa.func.count(), sa.func.max(_m.created_at)).where(seen)
+        by_sender = (
+            sa.select(_m.session_id, _m.sender, sa.func.max(_m.id).label("last"))
+            .where(seen)
+            .group_by(_m.session_id, _m.sender)
+            .order_by(_m.session_id, sa.desc("last"))
+        )
+        posted: dict[str, list[str]] = {}
+        for session_id, sender, _ in self.conn.execute(by_sender, params):
+            names = posted.setdefault(session_id, [])
+            if len(names) < senders:
+                names.append(sender)
+        rows = self.conn.execute(totals.group_by(_m.session_id), params)
+        return {
+            session_id: Tally(int(count), last_at, posted.get(session_id, []))
+            for session_id, count, last_at in rows
+        }

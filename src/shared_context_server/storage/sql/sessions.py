@@ -101,6 +101,14 @@ class SqlSessions(Repository):
             # substr, not LIKE: no wildcards to escape, and case-sensitive on both backends.
             length = len(query.id_prefix)
             statement = statement.where(sa.func.substr(_s.id, 1, length) == query.id_prefix)
+        if query.text:
+            wanted = query.text.lower()
+            statement = statement.where(
+                sa.or_(
+                    sa.func.lower(_s.purpose).contains(wanted, autoescape=True),
+                    sa.func.lower(_s.id).contains(wanted, autoescape=True),
+                )
+            )
         if query.involving:
             posted = sa.select(messages.c.session_id).where(messages.c.sender == query.involving)
             statement = statement.where(sa.or_(_s.created_by == query.involving, _s.id.in_(posted)))
