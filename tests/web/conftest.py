@@ -13,6 +13,7 @@ import pytest
 from shared_context_server.config import Settings
 from shared_context_server.domain.principal import Permission, Principal
 from tests.conftest import READ_WRITE
+from tests.e2e.conftest import http_server  # noqa: F401 (a server process, for test_browser)
 from tests.security.inprocess import ADMIN_KEY, Served, serving
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

@@ -7,7 +7,7 @@ CSRF token and are refused without it; the pages allow no script or style but th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,20 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shared_context_server.app import App
 from shared_context_server.domain.access import require_can_post
-from shared_context_server.domain.models import Permission, SessionStatus, Visibility
+from shared_context_server.domain.limits import check_int
+from shared_context_server.domain.models import Message, Permission, SessionStatus, Visibility
 from shared_context_server.errors import DomainError, InvalidInputError
 from shared_context_server.services.auth_failures import (
     FAILED_AUTH_CODES,
@@ -31,8 +38,9 @@ from shared_context_server.services.auth_failures import (
     claimed,
     is_jwt,
 )
-from shared_context_server.web.render import markdown, pretty_json, threads
+from shared_context_server.web.render import Entry, markdown, pretty_json, threads
 from shared_context_server.web.signin import PATH, Signins, Viewer
+from shared_context_server.web.stream import StreamSlots, session_events
 
 PAGE_SIZE = 50
 TIMELINE = 200
@@ -100,6 +108,11 @@ def _local(next_path: object) -> str:
 def build_dashboard(app: App, failures: AuthFailures) -> Starlette:
     env = _environment()
     signins = Signins(app.auth)
+    slots = StreamSlots(app.settings.abuse.listen_streams_per_agent)
+    message_macro = env.get_template("_message.html").module.show  # type: ignore[attr-defined]
+
+    def fragment(message: Message) -> str:
+        return str(message_macro(Entry(message), PATH))
 
     def render(template: str, code: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(root=PATH, **context)
@@ -247,6 +260,7 @@ def build_dashboard(app: App, failures: AuthFailures) -> Starlette:
             viewer=viewer,
             session=read.session,
             entries=threads(read.messages),
+            feed_cursor=read.feed_cursor,
             shown=len(read.messages),
             limit=TIMELINE,
             visibilities=visibilities,
@@ -284,6 +298,30 @@ def build_dashboard(app: App, failures: AuthFailures) -> Starlette:
             return await session_page(request, viewer, code=code, error=error)
         return RedirectResponse(f"{PATH}/sessions/{quote(session_id)}", 303)
 
+    async def session_stream(request: Request, viewer: Viewer) -> Response:
+        session_id = request.path_params["session_id"]
+        try:
+            cursor = _stream_cursor(request)
+            await app.sessions.get(viewer.principal, session_id)
+        except (ValueError, DomainError) as exc:
+            code, error = _refusal(exc, "Not a stream position.")
+            return PlainTextResponse(error, code)
+        key = viewer.principal.root_id
+        if slots.full(key):
+            return PlainTextResponse("Too many open streams for this identity.", 429)
+
+        async def still_signed_in() -> bool:
+            return await signins.viewer(request) is not None
+
+        async def body() -> AsyncIterator[bytes]:
+            with slots.held(key):
+                events = session_events(app, viewer, session_id, cursor, fragment, still_signed_in)
+                async for chunk in events:
+                    yield chunk
+
+        headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
     static = Path(__file__).parent / "static"
     routes = [
         Route("/", signed_in(sessions_page), methods=["GET"]),
@@ -291,6 +329,7 @@ def build_dashboard(app: App, failures: AuthFailures) -> Starlette:
         Route("/signin", signin, methods=["POST"]),
         Route("/signout", signed_in(signout), methods=["POST"]),
         Route("/sessions/{session_id}", signed_in(session_page), methods=["GET"]),
+        Route("/sessions/{session_id}/events", signed_in(session_stream), methods=["GET"]),
         Route("/sessions/{session_id}/messages", signed_in(post_message), methods=["POST"]),
         Route("/sessions/{session_id}/status", signed_in(set_status), methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
@@ -304,6 +343,16 @@ def _refusal(exc: Exception, otherwise: str) -> tuple[int, str]:
     if isinstance(exc, DomainError):
         return http_status(exc), exc.message
     return 400, otherwise
+
+
+def _stream_cursor(request: Request) -> int:
+    """Where a stream starts: after the last event the browser got (``Last-Event-ID``, on a
+    reconnect), else after the position the page was read at."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    cursor = int(raw)
+    if cursor < 0:
+        raise InvalidInputError("a stream position is not negative", field="after")
+    return check_int(cursor, "after")
 
 
 def _visibility(value: object) -> Visibility:

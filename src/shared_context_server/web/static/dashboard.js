@@ -10,3 +10,79 @@ function localTimes(root) {
   }
 }
 document.addEventListener("DOMContentLoaded", () => localTimes(document));
+
+// The session view, live: posts, visibility changes, status and activity from the
+// server's event stream (filtered there by what this viewer may see). The browser
+// resumes after the last event it got (Last-Event-ID) when the connection drops.
+function fragment(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html; // rendered and escaped by the server
+  const element = template.content.firstElementChild;
+  localTimes(template.content);
+  return element;
+}
+
+function showPost(timeline, post) {
+  const existing = document.getElementById("m" + post.id);
+  if (!post.html) {
+    if (existing) existing.remove();
+    return;
+  }
+  const element = fragment(post.html);
+  if (existing) {
+    const replies = existing.querySelector(":scope > .replies");
+    if (replies) element.append(replies);
+    existing.replaceWith(element);
+    return;
+  }
+  const parent = post.parent && document.getElementById("m" + post.parent);
+  if (parent) {
+    let replies = parent.querySelector(":scope > .replies");
+    if (!replies) {
+      replies = document.createElement("div");
+      replies.className = "replies";
+      parent.append(replies);
+    }
+    replies.append(element);
+  } else {
+    timeline.append(element);
+  }
+  const empty = document.getElementById("no-messages");
+  if (empty) empty.remove();
+}
+
+function describe(activity) {
+  if (activity.kind === "lock_changed") {
+    return `${activity.agent_id}: lock ${activity.action || "changed"}` +
+      (activity.lock_type ? ` (${activity.lock_type})` : "");
+  }
+  if (activity.kind === "presence_changed") {
+    return `${activity.agent_id} is ${activity.status || "here"}`;
+  }
+  return `${activity.agent_id}: ${activity.kind}`;
+}
+
+function liveSession() {
+  const timeline = document.querySelector(".timeline[data-stream]");
+  if (!timeline || !window.EventSource) return;
+  const source = new EventSource(timeline.dataset.stream);
+  source.addEventListener("post", (e) => showPost(timeline, JSON.parse(e.data)));
+  source.addEventListener("session", (e) => {
+    const badge = document.getElementById("session-status");
+    const status = JSON.parse(e.data).status;
+    if (badge) {
+      badge.textContent = status;
+      badge.className = "badge status-" + status;
+    }
+  });
+  source.addEventListener("activity", (e) => {
+    const line = document.getElementById("activity");
+    if (line) line.textContent = describe(JSON.parse(e.data));
+  });
+  source.addEventListener("signed-out", () => {
+    source.close();
+    window.location.assign(timeline.dataset.signin || "/ui/signin");
+  });
+  document.body.dataset.live = "on";
+}
+document.addEventListener("DOMContentLoaded", liveSession);
