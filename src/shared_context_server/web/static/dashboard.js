@@ -78,6 +78,7 @@ function liveSession() {
   source.addEventListener("activity", (e) => {
     const line = document.getElementById("activity");
     if (line) line.textContent = describe(JSON.parse(e.data));
+    refreshCoordination().then(countdowns);
   });
   source.addEventListener("signed-out", () => {
     source.close();
@@ -86,3 +87,26 @@ function liveSession() {
   document.body.dataset.live = "on";
 }
 document.addEventListener("DOMContentLoaded", liveSession);
+
+// The coordination panel: refreshed from the server when the stream tells of a lock or
+// presence change; lock expiry counts down.
+async function refreshCoordination() {
+  const panel = document.getElementById("coordination");
+  if (!panel) return;
+  const response = await fetch(panel.dataset.refresh, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const fresh = fragment(await response.text());
+  if (fresh) panel.replaceWith(fresh);
+}
+
+function countdowns() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll("time[data-countdown]")) {
+    const left = Math.round((new Date(el.getAttribute("datetime")) - now) / 1000);
+    el.textContent = left > 0 ? `in ${left} s` : "now (expired)";
+  }
+}
+document.addEventListener("DOMContentLoaded", () => {
+  countdowns();
+  setInterval(countdowns, 1000);
+});
