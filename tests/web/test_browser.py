@@ -165,3 +165,23 @@ async def test_a_signed_out_browser_is_sent_to_sign_in(
     await signed.wait_for_url(http_server.base + "/ui/signin")
     await signed.goto(http_server.base + "/ui/")
     assert "/ui/signin" in signed.url
+
+
+async def test_a_lock_taken_over_mcp_shows_in_the_panel_live(
+    chromium: playwright.Browser, http_server: HttpServer
+) -> None:
+    alice = await token(http_server, "alice")
+    async with http_client(http_server.url, headers=alice) as agent:
+        session_id = (await ok(agent, "create_session", purpose="browser: locks"))["session"]["id"]
+        page = await signed_in_page(chromium, http_server, f"/ui/sessions/{session_id}")
+        await ok(
+            agent, "coordinate_session_work", session_id=session_id, action="lock", ttl_seconds=600
+        )
+        holder = page.locator("#locks .sender", has_text="alice")
+        await holder.wait_for(timeout=WAIT_MS)
+        countdown = await page.locator("#locks time[data-countdown]").inner_text()
+        assert countdown.startswith("in ")
+        await page.click("#coordination button.danger")  # the human, an admin, force-unlocks
+        await page.locator("#locks .empty").wait_for(timeout=WAIT_MS)
+        status = await ok(agent, "coordinate_session_work", session_id=session_id, action="status")
+        assert status["locks"] == []

@@ -75,7 +75,6 @@ def routes(ui: Ui) -> list[Route]:
         except DomainError as exc:
             status, reason = refusal(exc, "")
             return ui.render("refused.html", status, viewer=viewer, reason=reason)
-        await app.presence.seen(principal, session_id)
         return ui.render(
             "session.html",
             code,

@@ -134,6 +134,8 @@ class Ui:
                 form = await request.form()
                 if not viewer.csrf_ok(form.get("csrf")):
                     return self.render("refused.html", 403, viewer=viewer, reason="csrf")
+            # A page is an authenticated call like any other: the human is present.
+            await self.app.presence.seen(viewer.principal, request.path_params.get("session_id"))
             return await page(request, viewer)
 
         return handler
