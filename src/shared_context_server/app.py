@@ -39,6 +39,7 @@ from shared_context_server.services.locks import LockService, LockSettings
 from shared_context_server.services.maintenance import MaintenanceService
 from shared_context_server.services.memory import MemoryService
 from shared_context_server.services.messages import MessageService
+from shared_context_server.services.metrics import Metrics
 from shared_context_server.services.presence import PresenceService
 from shared_context_server.services.search import SearchService
 from shared_context_server.services.sessions import SessionService
@@ -86,6 +87,7 @@ class App:
     updates: UpdateService
     delegation: DelegationService
     health: HealthService
+    metrics: Metrics
 
     async def run_background(self) -> None:
         """Cross-process relay and maintenance sweeps, until cancelled."""
@@ -232,8 +234,10 @@ async def _assemble(settings: Settings, clock: Clock, engine: sa.Engine, dialect
             max_live=settings.abuse.delegations_per_agent,
         ),
         health=HealthService(store, clock),
+        metrics=Metrics(clock),
     )
     bus.subscribe(auth.hear)  # credentials other processes revoke
+    bus.subscribe(app.metrics.hear)
     await audit.open_trail()
     await _bootstrap_admin_key(app)
     await app.relay.start_position()

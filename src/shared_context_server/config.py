@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # where every connection carries its identity (HTTP Authorization header, stdio
     # SCS_AUTH_TOKEN); a quarter of the tools/list a model reads is that argument.
     auth_token_param: bool = True
+    # Who may read /metrics (Prometheus text): loopback clients only; a bearer credential
+    # with the admin or debug permission; or nobody.
+    metrics_access: Literal["loopback", "token", "off"] = "loopback"
     # wait_for_updates blocks at most this long: below common client tool timeouts.
     wait_max_seconds: float = 25.0
     sqlite_busy_timeout_ms: int = 10_000

@@ -142,6 +142,15 @@ def require_may_change_visibility(
         require(principal, Permission.ADMIN)
 
 
+def require_may_monitor(principal: Principal) -> None:
+    """The server's numbers (calls, errors, latency, activity) are an operator's view:
+    ``admin`` or ``debug``."""
+    if not (principal.has(Permission.ADMIN) or principal.has(Permission.DEBUG)):
+        raise PermissionDeniedError(
+            "monitoring needs the admin or debug permission", agent_id=principal.agent_id
+        )
+
+
 def require_may_update_session(principal: Principal, session_creator: str, session_id: str) -> None:
     """A session's purpose, metadata and status are its creator's (or an admin's) to change."""
     if session_creator != principal.agent_id and not principal.is_admin:

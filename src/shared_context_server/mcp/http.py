@@ -7,18 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastmcp import FastMCP
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 
 from shared_context_server import __version__
 from shared_context_server.app import App
+from shared_context_server.domain.access import require_may_monitor
+from shared_context_server.errors import DomainError
 from shared_context_server.mcp.auth_failures import AuthAttempts
 from shared_context_server.mcp.gate import MCP_PATH, METADATA_PATH, Gate, GateSettings
+from shared_context_server.mcp.identity import bearer
 from shared_context_server.mcp.origin import ExactOrigin
 from shared_context_server.mcp.sessions import SessionTable
-from shared_context_server.services.auth_failures import AuthFailures
+from shared_context_server.services.auth_failures import LOOPBACK, AuthFailures, address_key
 from shared_context_server.web.app import build_dashboard
 from shared_context_server.web.signin import PATH as DASHBOARD_PATH
 
@@ -29,6 +33,26 @@ def _failures(app: App, mcp: FastMCP) -> AuthFailures:
         if isinstance(middleware, AuthAttempts):
             return middleware.failures
     return AuthFailures(app.auth.audit, app.clock, app.settings.abuse.auth_failures_per_minute)
+
+
+async def _metrics_refusal(app: App, request: Request) -> Response | None:
+    """None if the caller may read /metrics (``metrics_access``), else the answer."""
+    access = app.settings.metrics_access
+    if access == "off":
+        return PlainTextResponse("metrics are off (SCS_METRICS_ACCESS)", 404)
+    if access == "loopback":
+        client = request.client.host if request.client else None
+        if address_key(client) == LOOPBACK:
+            return None
+        return PlainTextResponse("metrics are served to loopback clients only", 403)
+    credential = bearer(request.headers)
+    if not credential:
+        return PlainTextResponse("metrics need a bearer token (admin or debug)", 401)
+    try:
+        require_may_monitor(await app.auth.resolve(credential))
+    except DomainError as exc:
+        return PlainTextResponse(exc.message, 403 if exc.code == "PERMISSION_DENIED" else 401)
+    return None
 
 
 def build_http_app(app: App, mcp: FastMCP) -> Any:
@@ -42,6 +66,13 @@ def build_http_app(app: App, mcp: FastMCP) -> Any:
             return JSONResponse({"status": "ok", "database": "writable", "version": __version__})
         body = {"status": "degraded", "database": "not writable", "reason": database.reason}
         return JSONResponse({**body, "version": __version__}, status_code=503)
+
+    @mcp.custom_route("/metrics", methods=["GET"])
+    async def metrics(request: Request) -> Response:
+        refused = await _metrics_refusal(app, request)
+        if refused is not None:
+            return refused
+        return Response(app.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @mcp.custom_route(METADATA_PATH, methods=["GET"])
     async def protected_resource(request: Request) -> Response:

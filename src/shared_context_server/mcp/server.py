@@ -27,6 +27,7 @@ from shared_context_server.mcp.context import NamedSession, ToolContext
 from shared_context_server.mcp.errors import ToolErrors, quiet_handler, quiet_refused_arguments
 from shared_context_server.mcp.identity import AmbientCredential, IdentityResolver
 from shared_context_server.mcp.live import LiveUpdates
+from shared_context_server.mcp.measured import Measured
 from shared_context_server.mcp.prompts import Prompts
 from shared_context_server.mcp.resources import Resources
 from shared_context_server.mcp.tools import register_tools
@@ -64,7 +65,9 @@ def build_server(app: App, ambient: AmbientCredential | None = None) -> FastMCP:
         mask_error_details=True,
     )
     quiet_refused_arguments()
-    # Outermost first: failed authentication is counted from the shaped tool result.
+    # Outermost first: every call is measured; failed authentication is counted from the
+    # shaped tool result.
+    mcp.add_middleware(Measured(app.metrics))
     failures = AuthFailures(app.auth.audit, app.clock, abuse.auth_failures_per_minute)
     mcp.add_middleware(AuthAttempts(failures, app.auth.known_key))
     mcp.add_middleware(ToolErrors())

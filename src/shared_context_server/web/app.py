@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from shared_context_server.app import App
 from shared_context_server.services.auth_failures import AuthFailures
-from shared_context_server.web import audit_routes, session_routes, signin_routes
+from shared_context_server.web import audit_routes, monitor_routes, session_routes, signin_routes
 from shared_context_server.web.ui import Ui
 
 
@@ -28,6 +28,7 @@ def build_dashboard(app: App, failures: AuthFailures) -> Starlette:
             *signin_routes.routes(ui, failures),
             *session_routes.routes(ui),
             *audit_routes.routes(ui),
+            *monitor_routes.routes(ui),
             Mount("/static", static, name="static"),
         ]
     )
