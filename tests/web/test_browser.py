@@ -11,13 +11,17 @@ browser download does not work here. Without it these tests skip, or fail in CI
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, HttpServer, http_client
+from tests import processes
+from tests.e2e.conftest import ADMIN_KEY, HttpServer, free_port, http_client, server_env
 from tests.mcp.conftest import ok
 from tests.mcp.live import Heard
 
@@ -185,3 +189,31 @@ async def test_a_lock_taken_over_mcp_shows_in_the_panel_live(
         await page.locator("#locks .empty").wait_for(timeout=WAIT_MS)
         status = await ok(agent, "coordinate_session_work", session_id=session_id, action="status")
         assert status["locks"] == []
+
+
+async def test_a_new_user_signs_in_with_the_printed_key(
+    chromium: playwright.Browser, tmp_path: Path
+) -> None:
+    """The README's path: ``scs serve --transport http`` on a fresh data dir prints the
+    bootstrap key and the dashboard's address; that key signs the human in."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {k: v for k, v in server_env(tmp_path / "data").items() if k != "API_KEY"}
+    args = [sys.executable, "-m", "shared_context_server", "serve", "--transport=http"]
+    server = processes.spawn([*args, f"--port={port}"], env=env, log=log)
+    try:
+        processes.wait_healthy(server, f"http://127.0.0.1:{port}/health", log=log)
+        printed = log.read_text()
+        key = re.search(r"bootstrap admin API key \(.*?\): (\S+)", printed)
+        dashboard = re.search(r"dashboard at (\S+)", printed)
+        assert key is not None, printed
+        assert dashboard is not None, printed
+        page = await (await chromium.new_context()).new_page()
+        await page.goto(dashboard.group(1))
+        await page.fill("input[name=credential]", key.group(1))
+        await page.click("button[type=submit]")
+        await page.wait_for_url(dashboard.group(1))
+        assert await page.locator("header .agent").inner_text() == "human"
+        assert await page.locator("h1").inner_text() == "Sessions"
+    finally:
+        processes.reap(server)

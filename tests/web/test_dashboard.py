@@ -296,3 +296,27 @@ async def served_session(browser: Browser) -> tuple[Browser, str, dict[str, int]
     ).id
     ids["long"] = (await app.messages.add(BOB, session.id, "A long report. " * 200)).id
     return browser, session.id, ids
+
+
+async def test_search_within_the_session_finds_typos_the_viewer_may_see(
+    served_session: tuple[Browser, str, dict[str, int]],
+) -> None:
+    browser, session_id, _ = served_session
+    app = browser.served.app
+    found = await app.messages.add(
+        BOB,
+        session_id,
+        "The flaky integration test was a race in the connection pool: two workers "
+        "returned the same connection before the transaction committed.",
+    )
+    await app.messages.add(
+        ALICE, session_id, "connection pool notes, mine only", visibility=Visibility.PRIVATE
+    )
+    await browser.sign_in()
+    html = await browser.page(f"/ui/sessions/{session_id}?q=conection+pol+racce")
+    hits = re.search(r'<section class="card hits" id="hits">(.*?)</section>', html, re.S)
+    assert hits is not None
+    assert f'id="hit{found.id}"' in hits.group(1)
+    assert "mine only" not in hits.group(1)
+    assert f'id="m{found.id}"' in html  # the timeline keeps its own anchor
+    assert "<script>alert" not in html

@@ -77,6 +77,14 @@ def serve(
         typer.echo("error: SCS_AUTH_TOKEN_PARAM=false on stdio needs SCS_AUTH_TOKEN", err=True)
         raise typer.Exit(2)
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    if settings.transport == "http":
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        base = f"http://{host}:{settings.port}"
+        typer.echo(
+            f"shared-context-server: MCP at {base}/mcp; dashboard at {base}/ui/ "
+            "(sign in with an API key, such as the bootstrap key)",
+            err=True,
+        )
     if settings.workers > 1:
         _serve_workers(settings)
         return

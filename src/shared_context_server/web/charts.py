@@ -10,7 +10,8 @@ WIDTH, HEIGHT, PAD = 600, 140, 24
 def bars(values: list[int] | list[float], label: str, unit: str = "") -> Markup:
     """A bar per value (oldest left), scaled to the largest, with the label, the peak and
     the latest value; each bar's value in its tooltip."""
-    peak = max(values, default=0) or 1
+    peak = max(values, default=0)
+    scale = peak or 1
     step = (WIDTH - 2 * PAD) / max(len(values), 1)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
@@ -24,7 +25,7 @@ def bars(values: list[int] | list[float], label: str, unit: str = "") -> Markup:
     ]
     room = HEIGHT - 2 * PAD - 4
     for i, value in enumerate(values):
-        height = room * value / peak
+        height = room * value / scale
         x = PAD + i * step
         y = HEIGHT - PAD - height
         parts.append(

@@ -75,6 +75,12 @@ def routes(ui: Ui) -> list[Route]:
         except DomainError as exc:
             status, reason = refusal(exc, "")
             return ui.render("refused.html", status, viewer=viewer, reason=reason)
+        query = (request.query_params.get("q") or "").strip()
+        if query and "hits" not in extra:
+            try:
+                extra["hits"] = await app.search.fuzzy(principal, session_id, query, limit=20)
+            except DomainError as exc:
+                code, extra["error"] = refusal(exc, "")
         return ui.render(
             "session.html",
             code,
@@ -87,6 +93,7 @@ def routes(ui: Ui) -> list[Route]:
             **panel,
             visibilities=[v for v in Visibility if may(require_can_post, viewer, v)],
             statuses=list(SessionStatus),
+            q=query,
             **extra,
         )
 

@@ -97,6 +97,7 @@ def _environment() -> Environment:
     env.filters["utc"] = lambda at: at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else ""
     env.globals["may_change"] = may_change
     env.globals["all_visibilities"] = list(Visibility)
+    env.globals["hit_entry"] = Entry
     return env
 
 
