@@ -13,6 +13,7 @@ SECTIONS = (
     "lean",
     "flood",
     "scaleout",
+    "dashboard",
     "search",
     "memory",
 )
@@ -47,6 +48,8 @@ class Plan:
     scaleout_seconds: float = 8.0
     idle_settle_seconds: float = 11.0
     idle_seconds: float = 10.0
+    # Dashboard: Server-Sent Event streams open on the session an agent posts to.
+    dashboard_streams: int = 100
     # Start-up: extra starts of each server on a fresh data directory (and, up to 3, of
     # ours on the database the run filled), besides the benchmark's own start.
     startups: int = 5
@@ -75,6 +78,7 @@ QUICK = Plan(
     scaleout_seconds=0.3,
     idle_settle_seconds=1.0,
     idle_seconds=1.0,
+    dashboard_streams=3,
     startups=0,
     search_sizes=(1_000,),
     search_query_step=3,

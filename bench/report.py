@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import error_cost, flood, search_quality
+from bench import dashboard, error_cost, flood, search_quality
 
 TIMES = "\u00d7"  # the multiplication sign
 NONE = "-"
@@ -295,6 +295,11 @@ def markdown(results: dict[str, Any]) -> str:
             "scaleout",
             "Scale-out: several processes on one database (lean generator)",
             lambda: _scaleout(sections["scaleout"], verdicts),
+        ),
+        (
+            "dashboard",
+            "Dashboard streams against MCP calls (official client)",
+            lambda: dashboard.markdown(sections["dashboard"], _target_cell(verdicts, "dashboard")),
         ),
         (
             "search_quality",

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import (
     concurrency,
+    dashboard,
     error_cost,
     flood,
     lean,
@@ -85,6 +86,8 @@ async def _measure(bench: Bench, only: tuple[str, ...], sections: dict[str, Any]
         sections["flood"] = await _timed("flood", lambda: flood.run(bench))
     if "scaleout" in only:
         sections["scaleout"] = await _timed("scale-out", lambda: scaleout.run(bench))
+    if "dashboard" in only:
+        sections["dashboard"] = await _timed("dashboard streams", lambda: dashboard.run(bench))
     if "search" in only:
         sections["search_quality"] = await _timed(
             "search quality", lambda: search_quality.run(bench)

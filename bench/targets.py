@@ -111,6 +111,16 @@ TARGETS: tuple[Target, ...] = (
         for era in ("2025-11-25", "2026-07-28")
     ),
     Target("idle server on PostgreSQL", "scaleout", "idle_postgres", "per_second", "<", 1, "tx/s"),
+    # Issue 12: a hundred dashboard streams on the session cost MCP calls at most 10%.
+    Target(
+        "add_message p50 with 100 dashboard streams open",
+        "dashboard",
+        "add_message_streams",
+        "ratio_p50",
+        "<=",
+        1.1,
+        "\u00d7 quiet",
+    ),
     # Issue 8: an expected error (a refused call) costs no more than a success.
     *(
         Target(f"refused {op} p50", "error_cost", op, "ratio_p50", "<=", 1.0, "\u00d7 success")

@@ -27,6 +27,7 @@ SECTIONS = {
     "lean",
     "flood",
     "scaleout",
+    "dashboard",
     "search_quality",
 }
 

@@ -217,3 +217,23 @@ async def test_a_new_user_signs_in_with_the_printed_key(
         assert await page.locator("h1").inner_text() == "Sessions"
     finally:
         processes.reap(server)
+
+
+async def test_the_sessions_list_counts_live(
+    chromium: playwright.Browser, http_server: HttpServer
+) -> None:
+    alice = await token(http_server, "alice")
+    async with http_client(http_server.url, headers=alice) as agent:
+        session_id = (await ok(agent, "create_session", purpose="browser: list"))["session"]["id"]
+        page = await signed_in_page(chromium, http_server, "/ui/")
+        await page.wait_for_selector("body[data-live=on]", timeout=WAIT_MS)
+        count = page.locator(f'tr[data-session="{session_id}"] [data-count]')
+        assert await count.inner_text() == "0"
+        await ok(agent, "add_message", session_id=session_id, content="one")
+        await ok(agent, "add_message", session_id=session_id, content="two")
+        await page.wait_for_function(
+            '([id]) => document.querySelector(`tr[data-session="${id}"] [data-count]`)'
+            ".textContent === '2'",
+            arg=[session_id],
+            timeout=WAIT_MS,
+        )

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from shared_context_server.config import Settings
-from shared_context_server.domain.models import Permission, Visibility
+from shared_context_server.domain.models import Permission, SessionStatus, Visibility
 from shared_context_server.domain.principal import Principal
 from tests.security.inprocess import ADMIN_KEY, serving
 from tests.web.conftest import ADMIN, ALICE, BOB, GEMINI, Browser
@@ -107,15 +107,15 @@ async def test_the_sessions_list_counts_only_what_the_viewer_may_see(browser: Br
     await app.sessions.update(
         BOB,
         other.id,
-        status=__import__(
-            "shared_context_server.domain.models", fromlist=["SessionStatus"]
-        ).SessionStatus.COMPLETED,
+        status=SessionStatus.COMPLETED,
     )
     await browser.sign_in()
     html = await browser.page("/ui/")
     row = re.search(rf'data-session="{mine.id}">(.*?)</tr>', html, re.S)
     assert row is not None
-    assert '<td class="num">2</td>' in row.group(1)  # alice's private note is not counted
+    assert '<td class="num" data-count>2</td>' in row.group(
+        1
+    )  # alice's private note is not counted
     assert "bob, alice" in row.group(1)  # most recent poster first
     filtered = await browser.page("/ui/?status=completed")
     assert other.id in filtered

@@ -63,9 +63,10 @@ class Stream:
 
 @asynccontextmanager
 async def stream(
-    browser: Browser, session_id: str, last_event_id: int | None = None
+    browser: Browser, session_id: str | None, last_event_id: int | None = None
 ) -> AsyncIterator[Stream]:
-    page = await browser.page(f"/ui/sessions/{session_id}")
+    """The stream a page opens: a session's, or (None) the sessions list's."""
+    page = await browser.page(f"/ui/sessions/{session_id}" if session_id else "/ui/")
     found = re.search(r'data-stream="([^"]+)"', page)
     assert found is not None
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
@@ -106,7 +107,13 @@ async def test_the_stream_shows_only_what_the_viewer_may_read(browser: Browser) 
         assert event.data["id"] == public.id  # the first the viewer may see
         await app.messages.set_visibility(ALICE, public.id, Visibility.PRIVATE, "too early")
         hidden = await events.next()
-        assert hidden.data == {"id": public.id, "parent": None, "html": None}
+        assert hidden.data == {
+            "id": public.id,
+            "session": session.id,
+            "parent": None,
+            "html": None,
+            "delta": -1,
+        }
 
 
 async def test_last_event_id_resumes_without_loss_or_repeat(browser: Browser) -> None:
@@ -131,7 +138,10 @@ async def test_session_status_changes_are_streamed(browser: Browser) -> None:
     await browser.sign_in()
     async with stream(browser, session.id) as events:
         await app.sessions.update(ALICE, session.id, status=SessionStatus.COMPLETED)
-        assert (await events.next("session")).data == {"status": "completed"}
+        assert (await events.next("session")).data == {
+            "session": session.id,
+            "status": "completed",
+        }
 
 
 async def test_a_revoked_sign_in_ends_the_stream(browser: Browser) -> None:
@@ -179,3 +189,25 @@ async def test_a_humans_post_reaches_an_mcp_subscriber(browser: Browser) -> None
         assert [(m["sender"], m["content"]) for m in read["messages"]] == [
             ("dana", "Human here: stop the deploy")
         ]
+
+
+async def test_the_sessions_list_stream_counts_what_the_viewer_may_see(browser: Browser) -> None:
+    app = browser.served.app
+    first = await app.sessions.create(ALICE, "one")
+    second = await app.sessions.create(BOB, "two")
+    token, _ = app.auth.issue_token(GEMINI)
+    await browser.sign_in(token)
+    async with stream(browser, None) as events:
+        await app.messages.add(ALICE, first.id, "claude only", visibility=Visibility.AGENT_ONLY)
+        shown = await app.messages.add(BOB, second.id, "for everyone")
+        added = await events.next()
+        assert (added.data["session"], added.data["id"], added.data["delta"]) == (
+            second.id,
+            shown.id,
+            1,
+        )
+        await app.messages.set_visibility(BOB, shown.id, Visibility.AGENT_ONLY, "claude only")
+        hidden = await events.next()
+        assert (hidden.data["id"], hidden.data["delta"]) == (shown.id, -1)
+        await app.sessions.update(ALICE, first.id, status=SessionStatus.COMPLETED)
+        assert (await events.next("session")).data == {"session": first.id, "status": "completed"}

@@ -112,6 +112,13 @@ class SessionOverview:
     participants: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionOverviews:
+    rows: list[SessionOverview]
+    # The change-feed position before the read: a live list resumes there.
+    feed_cursor: int
+
+
 class SessionService:
     def __init__(
         self,
@@ -186,10 +193,10 @@ class SessionService:
         text: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[SessionOverview]:
+    ) -> SessionOverviews:
         """``list`` with, per session, what the caller may see of its messages (how many,
-        the latest, who posted them), read in one snapshot; ``text``: only sessions whose
-        id or purpose holds it, in any case."""
+        the latest, who posted them), and the change-feed position, read in one snapshot;
+        ``text``: only sessions whose id or purpose holds it, in any case."""
         require(principal, Permission.READ)
         check_page(self._limits, limit, offset)
         query = SessionQuery(
@@ -201,14 +208,16 @@ class SessionService:
         )
         scope = read_scope(principal)
 
-        def read(tx: Snapshot) -> list[SessionOverview]:
+        def read(tx: Snapshot) -> SessionOverviews:
+            feed_cursor = tx.feed.latest_id()
             found = tx.sessions.list(query)
             tallies = tx.messages.tally([s.id for s in found], scope, PARTICIPANTS)
             none = Tally(0, None, [])
-            return [
+            rows = [
                 SessionOverview(s, t.messages, t.last_at, t.senders)
                 for s, t in ((s, tallies.get(s.id, none)) for s in found)
             ]
+            return SessionOverviews(rows, feed_cursor)
 
         return await self._store.read(read)
 

@@ -60,9 +60,10 @@ def routes(ui: Ui) -> list[Route]:
         return ui.render(
             "sessions.html",
             viewer=viewer,
-            rows=found[:PAGE_SIZE],
+            rows=found.rows[:PAGE_SIZE],
             page=page,
-            more=len(found) > PAGE_SIZE,
+            more=len(found.rows) > PAGE_SIZE,
+            feed_cursor=found.feed_cursor,
             **shown,
         )
 
@@ -171,10 +172,13 @@ def routes(ui: Ui) -> list[Route]:
         return RedirectResponse(view_of(session_id), 303)
 
     async def stream(request: Request, viewer: Viewer) -> Response:
-        session_id = request.path_params["session_id"]
+        """One session's events, or (without a session: the sessions list's) those of
+        every session the viewer may read."""
+        session_id = request.path_params.get("session_id")
         try:
             cursor = stream_cursor(request)
-            await app.sessions.get(viewer.principal, session_id)
+            if session_id is not None:
+                await app.sessions.get(viewer.principal, session_id)
         except (ValueError, DomainError) as exc:
             code, error = refusal(exc, "Not a stream position.")
             return PlainTextResponse(error, code)
@@ -200,6 +204,7 @@ def routes(ui: Ui) -> list[Route]:
     one = "/sessions/{session_id}"
     return [
         Route("/", ui.signed_in(sessions), methods=["GET"]),
+        Route("/events", ui.signed_in(stream), methods=["GET"]),
         Route(one, ui.signed_in(session), methods=["GET"]),
         Route(one + "/events", ui.signed_in(stream), methods=["GET"]),
         Route(one + "/coordination", ui.signed_in(coordination), methods=["GET"]),

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from shared_context_server.app import App
-from shared_context_server.domain.events import EventKind
-from shared_context_server.domain.models import Message
+from shared_context_server.domain.access import read_scope
+from shared_context_server.domain.events import ChangeEvent, EventKind
+from shared_context_server.domain.models import Message, Visibility
 from shared_context_server.errors import DomainError
 from shared_context_server.services.updates import Update
 from shared_context_server.web.signin import Viewer
@@ -64,7 +65,7 @@ class StreamSlots:
 async def session_events(
     app: App,
     viewer: Viewer,
-    session_id: str,
+    session_id: str | None,
     cursor: int,
     fragment: Callable[[Message], str],
     signed_in: Callable[[], Awaitable[bool]],
@@ -98,12 +99,27 @@ async def _frame(
                 message = None
         data: dict[str, Any] = {
             "id": event.message_id,
+            "session": event.session_id,
             "parent": message.parent_message_id if message else None,
             "html": fragment(message) if message else None,  # None: hidden from this viewer
+            # How the count of messages the viewer may see changes (the sessions list).
+            "delta": int(message is not None) - int(_was_visible(viewer, event)),
         }
         return frame("post", data, event.id)
     if event.kind is EventKind.SESSION_UPDATED:
         session = await app.sessions.get(viewer.principal, event.session_id)
-        return frame("session", {"status": session.status.value}, event.id)
+        return frame("session", {"session": session.id, "status": session.status.value}, event.id)
     data = {"kind": event.kind.value, "agent_id": event.agent_id, **event.payload}
     return frame("activity", data, event.id)
+
+
+def _was_visible(viewer: Viewer, event: ChangeEvent) -> bool:
+    """Whether the viewer could see the message before this change (never, before it was
+    added)."""
+    old = (
+        event.payload.get("old_visibility") if event.kind is EventKind.VISIBILITY_CHANGED else None
+    )
+    if old is None or event.sender_type is None:
+        return False
+    scope = read_scope(viewer.principal)
+    return scope.allows_posted(event.agent_id, event.sender_type, Visibility(old))

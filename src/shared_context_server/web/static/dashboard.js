@@ -110,3 +110,33 @@ document.addEventListener("DOMContentLoaded", () => {
   countdowns();
   setInterval(countdowns, 1000);
 });
+
+// The sessions list, live: each row's count of messages the viewer may see, its last
+// activity and status follow the stream of every session the viewer may read.
+function liveList() {
+  const table = document.getElementById("session-list");
+  if (!table || !table.dataset.stream || !window.EventSource) return;
+  const source = new EventSource(table.dataset.stream);
+  const row = (id) => table.querySelector(`tr[data-session="${CSS.escape(id)}"]`);
+  source.addEventListener("post", (e) => {
+    const post = JSON.parse(e.data);
+    const found = row(post.session);
+    if (!found) return;
+    const count = found.querySelector("[data-count]");
+    count.textContent = String(Number(count.textContent) + post.delta);
+    const when = found.querySelector("[data-activity]");
+    when.setAttribute("datetime", new Date().toISOString());
+    localTimes(found);
+  });
+  source.addEventListener("session", (e) => {
+    const update = JSON.parse(e.data);
+    const found = update.session && row(update.session);
+    const badge = found && found.querySelector("[data-status]");
+    if (badge) {
+      badge.textContent = update.status;
+      badge.className = "badge status-" + update.status;
+    }
+  });
+  document.body.dataset.live = "on";
+}
+document.addEventListener("DOMContentLoaded", liveList);
