@@ -2,9 +2,10 @@
 no dashboard open, then with many browsers' streams open on the very session the agent
 posts to (each post wakes every stream, which reads the feed and sends the post).
 
-One connection posts: a quiet block, then twice as many calls with the streams open (read
-all along, as browsers would), then a quiet block again, so the machine's drift shows on
-both sides.
+Two rows: the streams on the very session the agent posts to, and on another session
+(dashboards left open elsewhere). One connection posts: a quiet block, then twice as many
+calls with the streams open (read all along, as browsers would), then a quiet block again,
+so the machine's drift shows on both sides.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import anyio
 import httpx2
+from mcp import Client
 
 from bench.clients import call, http_client
 from bench.context import ADMIN, Bench
@@ -48,9 +50,10 @@ class _Delivered:
             self.all_in.set()
 
 
-async def _signed_in(base: str, admin_key: str) -> httpx2.AsyncClient:
+async def _signed_in(base: str, admin_key: str, n: int) -> httpx2.AsyncClient:
+    """The ``n``-th viewer, a human of its own (streams are capped per identity)."""
     http = httpx2.AsyncClient(base_url=base, timeout=60)
-    form = {"credential": admin_key, "agent_id": "bench-viewer", "agent_type": "human"}
+    form = {"credential": admin_key, "agent_id": f"bench-viewer-{n}", "agent_type": "human"}
     response = await http.post("/ui/signin", data=form)
     if response.status_code != 303:
         await http.aclose()
@@ -71,31 +74,47 @@ async def _drain(
 
 
 async def run(bench: Bench) -> dict[str, Any]:
+    async with http_client(bench.ours.url, bench.tokens[ADMIN]) as agent:
+        rows = [await _row(bench, agent, same=True), await _row(bench, agent, same=False)]
+    return {
+        "client": "official mcp client, one connection, one call at a time; each stream read "
+        "by its own signed-in httpx client",
+        "transport": "streamable HTTP; Server-Sent Events",
+        "rows": rows,
+    }
+
+
+async def _row(bench: Bench, agent: Client, *, same: bool) -> dict[str, Any]:
+    """The streams watch the session the agent posts to (``same``), or another one."""
     plan = bench.plan
     streams = plan.dashboard_streams
     base = bench.ours.url.removesuffix("/mcp")
     per_block = max(plan.min_samples, plan.iterations // 2)
     quiet, watched = Samples(), Samples()
     delivered = _Delivered()
+    posted = (await call(agent, "create_session", {"purpose": "bench: dashboard"}))["session"]
+    session = posted["id"]
+    shown = session
+    if not same:
+        other = await call(agent, "create_session", {"purpose": "bench: dashboard, watched"})
+        shown = other["session"]["id"]
+    post = tool(agent, "add_message", lambda i: {"session_id": session, "content": f"news {i}"})
     async with AsyncExitStack() as stack:
-        agent = await stack.enter_async_context(http_client(bench.ours.url, bench.tokens[ADMIN]))
-        created = await call(agent, "create_session", {"purpose": "bench: dashboard"})
-        session = created["session"]["id"]
-        post = tool(agent, "add_message", lambda i: {"session_id": session, "content": f"news {i}"})
         for i in range(plan.warmup):
             await post(i)
         viewers = []
-        for _ in range(streams):
-            viewers.append(await _signed_in(base, bench.creds.admin_key))
+        for n in range(streams):
+            viewers.append(await _signed_in(base, bench.creds.admin_key, n))
             stack.push_async_callback(viewers[-1].aclose)
-        found = STREAM.search((await viewers[0].get(f"/ui/sessions/{session}")).text)
-        if found is None:
-            raise RuntimeError("no stream on the session page")
-        url = found.group(1).replace("&amp;", "&")
         n = plan.warmup
         for _ in range(per_block):
             await quiet.take(post, n)
             n += 1
+        # The page, read now: its stream starts after the quiet posts.
+        found = STREAM.search((await viewers[0].get(f"/ui/sessions/{shown}")).text)
+        if found is None:
+            raise RuntimeError("no stream on the session page")
+        url = found.group(1).replace("&amp;", "&")
         async with anyio.create_task_group() as tg:
             opened = [anyio.Event() for _ in viewers]
             for http, event in zip(viewers, opened, strict=True):
@@ -105,16 +124,17 @@ async def run(bench: Bench) -> dict[str, Any]:
             for _ in range(2 * per_block):
                 await watched.take(post, n)
                 n += 1
-            delivered.expect(streams * len(watched.latencies))
+            delivered.expect(streams * len(watched.latencies) if same else 0)
             with anyio.move_on_after(DELIVERY_TIMEOUT_S):  # the last posts reach every stream
                 await delivered.all_in.wait()
             tg.cancel_scope.cancel()
         for _ in range(per_block):
             await quiet.take(post, n)
             n += 1
+    where = "its session" if same else "another session"
     row: dict[str, Any] = {
-        "name": f"add_message with {streams} dashboard streams open on its session",
-        "op": "add_message_streams",
+        "name": f"add_message with {streams} dashboard streams open on {where}",
+        "op": "add_message_streams" if same else "add_message_streams_elsewhere",
         "server": "ours",
         "streams": streams,
         "delivered": delivered.count,
@@ -128,12 +148,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         f"  {row['name']}: p50 {row.get('p50_ms')} ms against {row['quiet'].get('p50_ms')} ms "
         f"quiet ({row.get('ratio_p50')}x); {delivered.count} of {delivered.expected} delivered"
     )
-    return {
-        "client": "official mcp client, one connection, one call at a time; each stream read "
-        "by its own signed-in httpx client",
-        "transport": "streamable HTTP; Server-Sent Events",
-        "rows": [row],
-    }
+    return row
 
 
 def markdown(section: dict[str, Any], target: Any) -> str:

@@ -35,6 +35,7 @@ from shared_context_server.services.auth import (
 )
 from shared_context_server.services.delegation import DelegationService
 from shared_context_server.services.health import HealthService
+from shared_context_server.services.live_feed import LiveFeed
 from shared_context_server.services.locks import LockService, LockSettings
 from shared_context_server.services.maintenance import MaintenanceService
 from shared_context_server.services.memory import MemoryService
@@ -88,6 +89,7 @@ class App:
     delegation: DelegationService
     health: HealthService
     metrics: Metrics
+    live_feed: LiveFeed
 
     async def run_background(self) -> None:
         """Cross-process relay and maintenance sweeps, until cancelled."""
@@ -235,6 +237,7 @@ async def _assemble(settings: Settings, clock: Clock, engine: sa.Engine, dialect
         ),
         health=HealthService(store, clock),
         metrics=Metrics(clock),
+        live_feed=LiveFeed(store, bus),
     )
     bus.subscribe(auth.hear)  # credentials other processes revoke
     bus.subscribe(app.metrics.hear)

@@ -211,3 +211,19 @@ async def test_the_sessions_list_stream_counts_what_the_viewer_may_see(browser: 
         assert (hidden.data["id"], hidden.data["delta"]) == (shown.id, -1)
         await app.sessions.update(ALICE, first.id, status=SessionStatus.COMPLETED)
         assert (await events.next("session")).data == {"session": first.id, "status": "completed"}
+
+
+async def test_a_stream_far_behind_catches_up_in_order(browser: Browser) -> None:
+    """Further behind than the shared window (512 changes): the stream reads its own
+    backlog, then joins the window, every post once and in order."""
+    app = browser.served.app
+    session = await app.sessions.create(ALICE, "busy")
+    await browser.sign_in()
+    async with stream(browser, session.id) as events:
+        first = await app.messages.add(ALICE, session.id, "first")
+        got = await events.next()
+        assert got.data["id"] == first.id
+    later = [(await app.messages.add(BOB, session.id, f"m{n}")).id for n in range(600)]
+    async with stream(browser, session.id, last_event_id=got.id) as events:
+        resumed = [(await events.next()).data["id"] for _ in later]
+        assert resumed == later

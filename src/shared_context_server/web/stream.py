@@ -1,11 +1,13 @@
-"""The session view's live stream: Server-Sent Events from the change feed.
+"""The dashboard's live streams: Server-Sent Events from the change feed.
 
-It reads the feed through ``UpdateService.wait`` (the access rules of ``wait_for_updates``),
-so a viewer hears only of what they may read. Each event carries its feed position as its
-``id``: a browser that reconnects sends ``Last-Event-ID`` and resumes right after the last
-event it got, nothing lost or repeated. The page passes the position it was read at, so
-nothing between the page and the stream is missed either. The viewer's sign-in is checked
-again between waits: a revoked or expired one ends the stream.
+Every stream filters the process's shared window of the feed (``LiveFeed``) by the
+access rules (``can_hear``, the viewer's read scope), so a viewer hears only of what they
+may read, and a change costs one database read however many streams are open. Each event
+carries its feed position as its ``id``: a browser that reconnects sends ``Last-Event-ID``
+and resumes right after the last event it got, nothing lost or repeated. The page passes
+the position it was read at, so nothing between the page and the stream is missed either.
+The viewer's sign-in is checked again whenever the stream wakes: a revoked or expired one
+ends the stream.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+
 from shared_context_server.app import App
-from shared_context_server.domain.access import read_scope
+from shared_context_server.domain.access import can_hear, read_scope
 from shared_context_server.domain.events import ChangeEvent, EventKind
 from shared_context_server.domain.models import Message, Visibility
 from shared_context_server.errors import DomainError
-from shared_context_server.services.updates import Update
 from shared_context_server.web.signin import Viewer
 
 # A wait's length, and so how often a quiet stream says it is alive (and the sign-in is
@@ -70,33 +73,61 @@ async def session_events(
     fragment: Callable[[Message], str],
     signed_in: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[bytes]:
+    """The viewer's events of ``session_id`` (None: of every session) after ``cursor``,
+    from the process's shared window of the feed (``LiveFeed``), or from the viewer's own
+    read while it is further behind than the window reaches."""
     yield f"retry: {RETRY_MS}\n\n".encode()
     principal = viewer.principal
+    scope = read_scope(principal)
+
+    def wanted(event: ChangeEvent) -> bool:
+        in_scope = session_id is None or event.session_id == session_id
+        return in_scope and can_hear(principal, event)
+
     while True:
-        batch = await app.updates.wait(
-            principal, session_id=session_id, cursor=cursor, timeout_seconds=WAIT_SECONDS
-        )
-        for update in batch.updates:
-            yield await _frame(app, viewer, update, fragment)
-        cursor = batch.next_cursor
-        if batch.timed_out:
-            yield b": alive\n\n"
-        if not await signed_in():
+        entries = await app.live_feed.after(cursor)
+        if entries is None:  # behind the window: its own backlog, a batch at a time
+            batch = await app.updates.wait(
+                principal, session_id=session_id, cursor=cursor, timeout_seconds=0
+            )
+            for update in batch.updates:
+                message = update.message
+                if message is None and update.event.kind is EventKind.VISIBILITY_CHANGED:
+                    message = await _readable(app, viewer, update.event)
+                yield await _frame(app, viewer, update.event, message, fragment)
+            cursor = batch.next_cursor
+            continue
+        for entry in entries:
+            cursor = entry.event.id
+            if wanted(entry.event):
+                seen = entry.message if entry.message and scope.allows(entry.message) else None
+                yield await _frame(app, viewer, entry.event, seen, fragment)
+        if not entries:
+            with anyio.move_on_after(WAIT_SECONDS) as idle:
+                await app.live_feed.news(session_id)
+            if idle.cancelled_caught:
+                yield b": alive\n\n"
+        if not await signed_in():  # a cached verification, dropped at once on revocation
             yield frame("signed-out", {})
             return
 
 
+async def _readable(app: App, viewer: Viewer, event: ChangeEvent) -> Message | None:
+    try:
+        return await app.messages.get(viewer.principal, event.message_id or 0)
+    except DomainError:
+        return None
+
+
 async def _frame(
-    app: App, viewer: Viewer, update: Update, fragment: Callable[[Message], str]
+    app: App,
+    viewer: Viewer,
+    event: ChangeEvent,
+    message: Message | None,
+    fragment: Callable[[Message], str],
 ) -> bytes:
-    event = update.event
+    """``message``: the one the change names, if the viewer may read it now."""
     if event.kind in (EventKind.MESSAGE_ADDED, EventKind.VISIBILITY_CHANGED) and event.message_id:
-        message = update.message
-        if message is None:  # a visibility change: the message as the viewer may see it now
-            try:
-                message = await app.messages.get(viewer.principal, event.message_id)
-            except DomainError:
-                message = None
         data: dict[str, Any] = {
             "id": event.message_id,
             "session": event.session_id,

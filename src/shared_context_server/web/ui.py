@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -101,11 +101,16 @@ def _environment() -> Environment:
     return env
 
 
+# Rendered messages kept for the live streams (oldest dropped first).
+FRAGMENTS = 1_024
+
+
 @dataclass
 class Ui:
     app: App
     signins: Signins
     env: Environment
+    _fragments: dict[tuple[int, Visibility, bool], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, app: App) -> Ui:
@@ -116,9 +121,19 @@ class Ui:
         return HTMLResponse(html, code, headers=SECURITY_HEADERS)
 
     def fragment(self, message: Message, viewer: Viewer) -> str:
-        """One message as the timeline shows it to ``viewer`` (for the live stream)."""
-        show = self.env.get_template("_message.html").module.show  # type: ignore[attr-defined]
-        return str(show(Entry(message), PATH, viewer))
+        """One message as the timeline shows it to ``viewer``, for the live streams: the
+        same for every viewer who may (or may not) change it, so it is rendered once for
+        all of them. Its form's CSRF token is left for the page's script to fill in."""
+        changeable = may_change(viewer, message)
+        key = (message.id, message.visibility, changeable)
+        html = self._fragments.get(key)
+        if html is None:
+            show = self.env.get_template("_message.html").module.show  # type: ignore[attr-defined]
+            html = str(show(Entry(message), PATH, viewer, True, ""))
+            if len(self._fragments) >= FRAGMENTS:
+                self._fragments.pop(next(iter(self._fragments)))
+            self._fragments[key] = html
+        return html
 
     def signed_in(self, page: Page) -> Handler:
         """``page`` for a signed-in viewer; anyone else is sent to sign in. A form posted

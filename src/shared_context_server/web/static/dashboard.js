@@ -19,6 +19,11 @@ function fragment(html) {
   template.innerHTML = html; // rendered and escaped by the server
   const element = template.content.firstElementChild;
   localTimes(template.content);
+  // Streamed fragments are rendered once for every viewer: their forms take this page's token.
+  const csrf = document.querySelector('meta[name="csrf"]');
+  for (const input of template.content.querySelectorAll('input[name="csrf"]')) {
+    if (!input.value && csrf) input.value = csrf.content;
+  }
   return element;
 }
 
