@@ -111,16 +111,15 @@ class Metrics:
     def record_call(self, tool: str, seconds: float, code: str = OK) -> None:
         """One call of ``tool`` (a tool the server has, or ``OTHER_TOOL``: callers cannot
         mint label values) that took ``seconds`` and ended with ``code``."""
-        name = tool
         now = self._clock.now()
         minute = self._minute(now)
         minute.calls += 1
         if code != OK:
             minute.errors[code] += 1
-        samples = self._latency.setdefault(name, deque(maxlen=SAMPLES_PER_TOOL))
+        samples = self._latency.setdefault(tool, deque(maxlen=SAMPLES_PER_TOOL))
         samples.append((now, seconds, code != OK))
-        self._calls.labels(name, code).inc()
-        self._seconds.labels(name).observe(seconds)
+        self._calls.labels(tool, code).inc()
+        self._seconds.labels(tool).observe(seconds)
 
     def hear(self, event: ChangeEvent) -> None:
         """A bus listener: messages posted and the agents behind changes."""
